@@ -39,7 +39,7 @@ function seedState(seed: number): number[] {
     return (z ^ (z >>> 16)) | 0;
   };
   const s = [next(), next(), next(), next()];
-  if (s.every((w) => w === 0)) s[0] = 1; // the all-zero state is a fixed point
+  if (!s.some((w) => w !== 0)) s[0] = 1; // the all-zero state is a fixed point
   return s;
 }
 
