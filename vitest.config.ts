@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import PathSequencer from './properties/support/sequencer.ts';
+import DerivationSequencer from './properties/support/sequencer.ts';
 
 /**
  * `npm test` runs every property. `DDPM_TEST_SET=backend` runs only the backend-sensitive files
@@ -13,7 +13,7 @@ export default defineConfig({
     reporters: ['tree', './properties/support/countReporter.ts'],
     globalSetup: ['./properties/support/globalSetup.ts'],
     setupFiles: ['./properties/support/setup.ts'],
-    sequence: { sequencer: PathSequencer },
+    sequence: { sequencer: DerivationSequencer },
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 120_000,

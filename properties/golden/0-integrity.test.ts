@@ -7,7 +7,7 @@ import { readSafetensors } from '../../src/formats/safetensors.ts';
 const DIR = 'golden/upstream';
 const manifest = JSON.parse(readFileSync(join(DIR, 'manifest.json'), 'utf8')) as { files: Record<string, { bytes: number; sha256: string }> };
 
-describe('0.5 Golden data: provenance and integrity', () => {
+describe('5.0 Golden data: provenance and integrity', () => {
   it.each(Object.entries(manifest.files))('%s matches the SHA-256 and size in the manifest  [golden.integrity.sha256]', (name, entry) => {
     const bytes = readFileSync(join(DIR, name));
     const sha = createHash('sha256').update(bytes).digest('hex');

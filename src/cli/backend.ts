@@ -3,7 +3,19 @@
  *
  * @module
  */
+import type { Command } from 'commander';
 import { initBackend, probeAll, type BackendProbe } from '../backend.ts';
+import type { ExitCode } from './common.ts';
+
+export function registerBackend(program: Command, code: ExitCode): void {
+  program
+    .command('backend')
+    .description('print the TensorFlow.js backend that would be used, the ones available, and why the others are not')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { json?: boolean }) => {
+      code.value = await backendCommand(opts);
+    });
+}
 
 export async function backendCommand(opts: { json?: boolean }): Promise<number> {
   const report = await initBackend();

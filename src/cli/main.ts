@@ -1,16 +1,19 @@
 /**
- * The `ddpm-spec` command line.
+ * The `ddpm-spec` command line. Each subcommand lives in its own file and registers itself here.
  *
  * @module
  */
 import { Command, CommanderError } from 'commander';
 import { BackendError } from '../backend.ts';
-import { backendCommand } from './backend.ts';
+import { FormatError } from '../formats/errors.ts';
+import { registerBackend } from './backend.ts';
+import { registerBpd } from './bpd.ts';
+import { registerCheck } from './check.ts';
+import { registerSample } from './sample.ts';
+import { registerTrain } from './train.ts';
+import { UsageError, type ExitCode } from './common.ts';
 
-/** A user-facing error: printed without a stack trace, exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+export { UsageError };
 
 /** Run the CLI on `argv` (as `process.argv`); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -20,20 +23,18 @@ export async function main(argv: string[]): Promise<number> {
     .description('An executable specification of DDPM, a reference implementation on TensorFlow.js, and a conformance checker')
     .exitOverride()
     .showHelpAfterError();
-  let code = 0;
-  program
-    .command('backend')
-    .description('print the TensorFlow.js backend that would be used, the ones available, and why the others are not')
-    .option('--json', 'print the report as JSON')
-    .action(async (opts: { json?: boolean }) => {
-      code = await backendCommand(opts);
-    });
+  const code: ExitCode = { value: 0 };
+  registerCheck(program, code);
+  registerBackend(program, code);
+  registerSample(program, code);
+  registerTrain(program, code);
+  registerBpd(program, code);
   try {
     await program.parseAsync(argv);
-    return code;
+    return code.value;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    if (e instanceof BackendError || e instanceof UsageError) {
+    if (e instanceof BackendError || e instanceof UsageError || e instanceof FormatError) {
       process.stderr.write(`ddpm-spec: ${e.message}\n`);
       return 2;
     }
