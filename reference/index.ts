@@ -1,0 +1,6 @@
+/**
+ * The reference DDPM on TensorFlow.js (float32, NHWC, any backend).
+ *
+ * @module
+ */
+export {};
