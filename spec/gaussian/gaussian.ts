@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import type { Rng } from '../../src/numeric/rng.ts';
 import { cholesky, solveLower } from '../linalg.ts';
+import type { Density } from '../probability/density.ts';
 import { parseArg } from '../probability/validate.ts';
 
 const LOG_2PI = Math.log(2 * Math.PI);
@@ -170,4 +171,31 @@ export function gaussianEntropy(g: Gaussian): number {
   let logDetHalf = 0;
   for (let i = 0; i < L.length; i++) logDetHalf += Math.log(L[i][i]);
   return 0.5 * G.mean.length * (1 + LOG_2PI) + logDetHalf;
+}
+
+/**
+ * N(μ, Σ) as a {@link Density}: its log-density and its sampler, with the covariance checked and factored once.
+ * For the generic Monte Carlo routines of `spec/probability` (KL by Monte Carlo, importance sampling).
+ *
+ * @see property `gaussian.density.eqLogPdfAndSample`
+ */
+export function gaussianDensity(g: Gaussian): Density {
+  const G = parseArg('gaussianDensity', 'g', Gaussian, g);
+  const L = cholesky(G.cov);
+  const D = G.mean.length;
+  return {
+    dim: D,
+    logPdf: (x) => {
+      if (x.length !== D) throw new RangeError(`gaussianDensity.logPdf: x must have length ${D}, got ${x.length}`);
+      return logPdfWithFactor(G.mean, L, x);
+    },
+    sample: (rng) => {
+      const eps = rng.normals(D);
+      return G.mean.map((m, i) => {
+        let s = m;
+        for (let j = 0; j <= i; j++) s += L[i][j] * eps[j];
+        return s;
+      });
+    },
+  };
 }

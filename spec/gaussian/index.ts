@@ -11,3 +11,4 @@ export * from './gaussian.ts';
 export * from './normal1d.ts';
 export * from './closedForms.ts';
 export * from './kl.ts';
+export * from './variational.ts';
