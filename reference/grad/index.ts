@@ -1,0 +1,79 @@
+/**
+ * Correct and fast gradients for every operation the UNet uses, on every backend, installed once with
+ * {@link installGradients}. Model code then uses plain tfjs ops (`tf.conv2d`, `tf.matMul`,
+ * `tf.image.resizeNearestNeighbor`, …) and `tf.grads` / `tf.variableGrads` as usual.
+ *
+ * | kernel | what tfjs 4.22 does | what is installed |
+ * |---|---|---|
+ * | `Conv2D` gradient | `Conv2DBackpropFilter` is missing on wasm (throws); cpu's takes ~40 s for one 128-channel layer; wasm's `Conv2DBackpropInput` is ~10× slower than its forward conv | both parts as forward convolutions ({@link conv2dGradConfig}) |
+ * | `BatchMatMul` gradient | products with transpose flags, 14–55× slower on wasm | explicit transposes, broadcast batch axes summed ({@link batchMatMulGradConfig}) |
+ * | `ResizeNearestNeighbor` gradient | `ResizeNearestNeighborGrad` is wrong on cpu for batch > 1, and on every backend with `halfPixelCenters` | block sum for integer up-scaling, one-hot source matrices from the forward rule otherwise ({@link resizeNearestNeighborGradConfig}) |
+ * | `Conv2DBackpropFilter` kernel on wasm | missing, so `tf.fused.conv2d`'s gradient and direct calls throw | a kernel built from the forward convolution ({@link conv2dFilterGrad}) |
+ *
+ * Every other op the UNet uses (add, mul, sigmoid, mean, rsqrt, softmax, concat, pad, slice, reshape,
+ * transpose, sum) has a correct built-in gradient on every backend; the properties in
+ * `properties/training/` check the installed ones against float64 finite differences and against the cpu
+ * backend's own kernels, and a whole network's gradient across backends.
+ *
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs';
+import { conv2dFilterGrad, conv2dGradConfig, type ConvPad } from './conv2d.ts';
+import { batchMatMulGradConfig } from './matMul.ts';
+import { resizeNearestNeighborGradConfig } from './resize.ts';
+
+export { conv2dFilterGrad, conv2dInputGrad, conv2dGradConfig, convGeometry, dilateSpatial, type ConvPad } from './conv2d.ts';
+export { batchMatMulGradConfig, transposeLast2, unbroadcastBatch } from './matMul.ts';
+export { nearestResizeGrad, nearestUpsampleGrad, resizeNearestNeighborGradConfig } from './resize.ts';
+
+/** What {@link installGradients} registered. */
+export interface InstalledGradients {
+  /** Kernels whose gradient function was replaced. */
+  gradients: string[];
+  /** [backend, kernel] pairs that were missing and were registered. */
+  kernels: Array<[string, string]>;
+}
+
+let installed: InstalledGradients | null = null;
+
+/** The wasm backend's missing `Conv2DBackpropFilter`, built from its forward convolution. */
+const wasmConv2dBackpropFilter: tf.KernelConfig = {
+  kernelName: tf.Conv2DBackpropFilter,
+  backendName: 'wasm',
+  kernelFunc: ({ inputs, attrs }) => {
+    const { x, dy } = inputs as unknown as { x: tf.Tensor4D; dy: tf.Tensor4D };
+    const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+    if (dataFormat !== undefined && dataFormat !== 'NHWC') {
+      throw new Error(`Conv2DBackpropFilter (wasm): only NHWC is supported, got ${dataFormat}`);
+    }
+    // A kernel may return a Tensor: the engine passes it on as the output (tensors created inside are
+    // freed by the tidy; the returned one is kept).
+    return tf.tidy(() => conv2dFilterGrad(x, dy, filterShape, strides, pad as ConvPad, dimRoundingMode)) as unknown as tf.TensorInfo;
+  },
+};
+
+/**
+ * Install the gradients and kernels in the table above, once per process (later calls return the same
+ * report). Call it before building a model's forward pass with gradients; it does not depend on which
+ * backend is active (gradient functions are shared by all backends; the wasm kernel is registered even if
+ * wasm is not the current backend).
+ */
+export function installGradients(): InstalledGradients {
+  if (installed) return installed;
+  const report: InstalledGradients = { gradients: [], kernels: [] };
+  for (const g of [conv2dGradConfig, batchMatMulGradConfig, resizeNearestNeighborGradConfig]) {
+    tf.registerGradient(g); // replaces tfjs's (it warns only in DEBUG mode)
+    report.gradients.push(g.kernelName);
+  }
+  if (tf.getKernel(tf.Conv2DBackpropFilter, 'wasm') === undefined) {
+    tf.registerKernel(wasmConv2dBackpropFilter);
+    report.kernels.push(['wasm', tf.Conv2DBackpropFilter]);
+  }
+  installed = report;
+  return report;
+}
+
+/** Whether {@link installGradients} has run in this process. */
+export function gradientsInstalled(): boolean {
+  return installed !== null;
+}
