@@ -144,12 +144,12 @@ export function conv2dFilterGrad(
  */
 export function dilateSpatial(x: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
   if (sh === 1 && sw === 1) return x.clone();
-  return tf.tidy(() => {
+  return tf.tidy((): tf.Tensor4D => {
     const [n, h, w, c] = x.shape;
-    const spread = x
+    const spread: tf.Tensor4D = x
       .reshape([n, h, 1, w, 1, c])
       .pad([[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
-      .reshape([n, h * sh, w * sw, c]);
+      .reshape([n, h * sh, w * sw, c]) as tf.Tensor4D;
     return tf.slice(spread, [0, 0, 0, 0], [n, sh * (h - 1) + 1, sw * (w - 1) + 1, c]);
   });
 }
