@@ -267,5 +267,5 @@ export async function connectStdio(command: string, opts: StdioOptions = {}): Pr
       }
     };
   }
-  return impl as StdioOps;
+  return impl as unknown as StdioOps;
 }
