@@ -13,9 +13,9 @@
  * @module
  */
 
-/** A vector of doubles, 0-based. */
+/** A vector of doubles, 0-based (the argument type of {@link dot}, {@link matVec}, {@link solve}). */
 export type Vector = readonly number[];
-/** A row-major matrix of doubles: `A[i][j]` is row i, column j (0-based). */
+/** A row-major matrix of doubles: `A[i][j]` is row i, column j (0-based); the argument type of {@link matMul}, {@link cholesky}. */
 export type Matrix = readonly (readonly number[])[];
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 import type { Rng } from '../../src/numeric/rng.ts';
 import { argError } from './validate.ts';
 
-/** A density on ℝ^D given by its log-density and a sampler (randomness from the `rng` argument). */
+/** A density on ℝ^D given by its log-density and a sampler (randomness from the `rng` argument); used by {@link importanceIntegral} and `klMonteCarlo`. */
 export interface Density {
   /** Dimension D ≥ 1. */
   readonly dim: number;
@@ -23,7 +23,7 @@ export interface Density {
   sample(rng: Rng): number[];
 }
 
-/** Options of the composite Gauss–Legendre rules. */
+/** Options of the composite Gauss–Legendre rules ({@link integrate1d}, {@link integrate2d}). */
 export interface QuadratureOptions {
   /** Number of equal panels the interval is cut into (default 64). */
   panels?: number;
@@ -193,7 +193,7 @@ export function expectation2d(
   return integrate2d((x, y) => weighted(logPdf(x, y), () => f(x, y)), xRange, yRange, opts);
 }
 
-/** A Monte Carlo estimate: the sample mean, its standard error, and the samples of f. */
+/** A Monte Carlo estimate: the sample mean, its standard error, and the samples of f (the result of {@link monteCarloExpectation}). */
 export interface MonteCarloEstimate {
   estimate: number;
   /** Standard error of the mean, √(s²/n) with the unbiased sample variance s². */

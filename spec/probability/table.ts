@@ -83,7 +83,7 @@ export const TabularDistribution = FactorObject.superRefine((f, ctx) => {
 });
 export type TabularDistribution = z.infer<typeof TabularDistribution>;
 
-/** An assignment of values to named variables: `{ x: 0, y: 2 }` (0-based values). */
+/** An assignment of values to named variables: `{ x: 0, y: 2 }` (0-based values), as {@link tableValue} takes it. */
 export type Assignment = Readonly<Record<string, number>>;
 
 function strides(vars: readonly Variable[]): number[] {
