@@ -32,3 +32,4 @@ export {
   EMA_FILE,
   type CheckpointContents,
 } from './checkpoint.ts';
+export { unetDenoiser } from './denoiser.ts';

@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { override } from '../../src/numeric/tolerance.ts';
+import { GaussianDiffusion } from '../../reference/diffusion/buffers.ts';
+import { ddimSample, pSample } from '../../reference/diffusion/sampling.ts';
+import { hoBetaSchedule } from '../../reference/diffusion/schedules.ts';
+import { unetDenoiser } from '../../reference/unet/denoiser.ts';
+import type { UNetConfig } from '../../reference/unet/config.ts';
+import { disposeParams, type UNetParams } from '../../reference/unet/params.ts';
+import { loadGoldenModel, nchwData, nhwc, readJson, SAMPLING_FILE, tensorAt, valueAt } from './golden.ts';
+
+/** Golden README: UNet sampling runs compared step by step from the reference's own previous state, rtol/atol 1e−4. */
+const STEP = override({ rtol: 1e-4, atol: 1e-4 }, 'one UNet step in float32 vs PyTorch: convolution summation order (golden README)');
+
+const root = readJson(SAMPLING_FILE);
+type Run = { impl: string; model_var_type?: string; eta?: number };
+const runs = valueAt(root, 'runs', SAMPLING_FILE) as Run[];
+const args = valueAt(root, 'meta.args', SAMPLING_FILE) as { beta_schedule: string; beta_start: number; beta_end: number; num_diffusion_timesteps: number; model_cfg: unknown };
+
+let config: UNetConfig;
+let params: UNetParams;
+beforeAll(() => {
+  const m = loadGoldenModel();
+  config = m.config;
+  params = m.params;
+  tf.keep(Object.values(params));
+  expect(config).toEqual(m.ioConfig);
+});
+afterAll(() => disposeParams(params));
+
+/** Index of the run whose noise a run uses: the improved ancestral runs replay the preceding pesser run's noise. */
+function noiseRun(i: number): number {
+  return runs[i].impl.includes('noise replayed from the pesser run') ? i - 1 : i;
+}
+
+/**
+ * Replay run `r` step by step: step i gets the reference's own x_{t} (x_T or trajectory[i−1]) and its noise[i],
+ * and must return trajectory[i] and pred_xstart[i].
+ */
+async function replay(r: number, step: (d: GaussianDiffusion, x: tf.Tensor, t: number, noise: tf.Tensor) => { sample: tf.Tensor; predXstart: tf.Tensor }, varType: 'FIXED_LARGE' | 'FIXED_SMALL'): Promise<number> {
+  const T = args.num_diffusion_timesteps;
+  const betas = hoBetaSchedule(args.beta_schedule, args.beta_start, args.beta_end, T);
+  const d = new GaussianDiffusion({ betas, modelMeanType: 'EPSILON', modelVarType: varType });
+  const traj = tensorAt(root, `runs.${r}.trajectory`, SAMPLING_FILE);
+  const pred = tensorAt(root, `runs.${r}.pred_xstart`, SAMPLING_FILE);
+  const noise = tensorAt(root, `runs.${noiseRun(r)}.noise`, SAMPLING_FILE);
+  const xT = tensorAt(root, 'x_T', SAMPLING_FILE);
+  const per = xT.shape.reduce((a, b) => a * b, 1);
+  const slice = (t: { data: Float64Array }, i: number) => ({ shape: xT.shape, data: t.data.subarray(i * per, (i + 1) * per) });
+  try {
+    for (let i = 0; i < T; i++) {
+      const x = nhwc(i === 0 ? xT : slice(traj, i - 1));
+      const z = nhwc(slice(noise, i));
+      const out = step(d, x, T - 1 - i, z);
+      const what = `run ${r} (${runs[r].impl}), loop step ${i}, t = ${T - 1 - i}`;
+      expect(await nchwData(out.sample)).toBeCloseWithin(slice(traj, i).data, STEP, { shape: xT.shape, what: `${what}: sample` });
+      expect(await nchwData(out.predXstart)).toBeCloseWithin(slice(pred, i).data, STEP, { shape: xT.shape, what: `${what}: pred_xstart` });
+      tf.dispose([x, z, out.sample, out.predXstart]);
+    }
+  } finally {
+    d.dispose();
+  }
+  return T;
+}
+
+describe('6.7 Sampling with the UNet against the reference loops (golden sampling_T10_ho_unet_small)', () => {
+  it('the recorded improved-diffusion ancestral runs equal the pesser runs they replay (so one replay covers both)  [unet.sampling.goldenRunsAgree]', () => {
+    for (const r of [1, 3]) {
+      expect(noiseRun(r)).toBe(r - 1);
+      expect(valueAt(root, `runs.${r}.max_abs_diff_vs_pesser_final`, SAMPLING_FILE)).toBe(0);
+      expect(tensorAt(root, `runs.${r}.trajectory`, SAMPLING_FILE).data).toEqual(tensorAt(root, `runs.${r - 1}.trajectory`, SAMPLING_FILE).data);
+    }
+  });
+
+  for (const [r, varType] of [
+    [0, 'FIXED_LARGE'],
+    [2, 'FIXED_SMALL'],
+  ] as const) {
+    it(`reproduces every ancestral step with ${varType === 'FIXED_LARGE' ? 'β_t (fixedlarge)' : 'β̃_t (fixedsmall)'} as the reverse variance  [unet.sampling.ancestral${varType === 'FIXED_LARGE' ? 'Large' : 'Small'}Golden]`, async () => {
+      expect(runs[r].model_var_type).toBe(varType === 'FIXED_LARGE' ? 'fixedlarge' : 'fixedsmall');
+      const model = unetDenoiser(config, params);
+      const B = 2;
+      const n = await replay(r, (d, x, t, z) => pSample(d, model, x, new Array<number>(B).fill(t), z, { clipDenoised: true }), varType);
+      expect(n).toBe(10);
+    });
+  }
+
+  for (const r of [4, 5]) {
+    it(`reproduces every DDIM step with η = ${runs[r].eta}  [unet.sampling.ddimEta${runs[r].eta}Golden]`, async () => {
+      const model = unetDenoiser(config, params);
+      const eta = runs[r].eta!;
+      await replay(r, (d, x, t, z) => ddimSample(d, model, x, [t, t], z, { clipDenoised: true, eta }), 'FIXED_LARGE');
+    });
+  }
+});
