@@ -1,0 +1,316 @@
+/**
+ * The training loop (Ho et al. 2020, Algorithm 1), for any {@link TrainableModel}:
+ *
+ * repeat: x₀ ~ data; t ~ Uniform{0, …, T−1}; ε ~ N(0, I);
+ * take a gradient step on ‖ε − ε_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)‖² (the diffusion core's `trainingLosses`, averaged
+ * over the batch; the hybrid loss adds the rescaled bound term), with clipping, Adam, warm-up and EMA
+ * (`optim.ts`).
+ *
+ * Randomness: one seed makes three independent streams (`Rng.split`): initialisation, data order, and the
+ * per-step draws — in this order every step: the batch (data stream), B timesteps, B·D normals for ε, one
+ * dropout seed. The same seed on the same backend gives the same run; a resumed run restores every stream and
+ * continues bit for bit.
+ *
+ * Divergence: a NaN or infinite loss or gradient norm stops the run at that step with a
+ * {@link TrainingDivergedError}; no checkpoint is written after it, so the last good one stays the newest.
+ *
+ * @module
+ */
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { FormatError } from '../../src/formats/errors.ts';
+import { writeFileAtomic } from '../../src/io/atomic.ts';
+import { Rng } from '../../src/numeric/rng.ts';
+import { GaussianDiffusion, type LossType, type ModelVarType } from '../diffusion/buffers.ts';
+import { trainingLosses } from '../diffusion/losses.ts';
+import type { DenoiseModel } from '../diffusion/model.ts';
+import { hoBetaSchedule } from '../diffusion/schedules.ts';
+import { installGradients } from '../grad/index.ts';
+import {
+  checkCheckpointFits,
+  latestCheckpointDir,
+  listCheckpoints,
+  prepareOutDir,
+  readTrainCheckpoint,
+  removeStaleTemporaries,
+  restoreTensors,
+  saveTrainCheckpoint,
+} from './checkpoint.ts';
+import type { DiffusionTrainConfig, TrainConfig } from './config.ts';
+import type { BatchSource } from './data.ts';
+import { createModel, type TrainableModel } from './model.ts';
+import { disposeOptimState, globalNorm, initOptimState, optimStep, type OptimState } from './optim.ts';
+
+/** One line of `log.jsonl`: means over the log interval ending at `step`. */
+export const LogRecord = z
+  .object({
+    step: z.number().int().positive(),
+    loss: z.number(),
+    grad_norm: z.number(),
+    lr: z.number(),
+    steps_per_s: z.number(),
+    elapsed_s: z.number(),
+  })
+  .strict();
+export type LogRecord = z.infer<typeof LogRecord>;
+
+export const LOG_FILE = 'log.jsonl';
+
+/** The run stopped because the loss or the gradient norm stopped being finite. */
+export class TrainingDivergedError extends Error {
+  override name = 'TrainingDivergedError';
+  constructor(
+    readonly step: number,
+    readonly what: string,
+    readonly value: number,
+    readonly lastCheckpoint: string | null,
+  ) {
+    super(
+      `training stopped at step ${step}: the ${what} is ${value}; ` +
+        (lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint had been written yet'),
+    );
+  }
+}
+
+/** The diffusion a training configuration describes (the caller disposes it). */
+export function diffusionFor(c: DiffusionTrainConfig): GaussianDiffusion {
+  const betas = hoBetaSchedule(c.beta_schedule, c.beta_start, c.beta_end, c.num_diffusion_timesteps);
+  const modelVarType: ModelVarType = c.model_var_type === 'fixedlarge' ? 'FIXED_LARGE' : c.model_var_type === 'fixedsmall' ? 'FIXED_SMALL' : 'LEARNED_RANGE';
+  const lossType: LossType = c.loss === 'hybrid' ? 'RESCALED_MSE' : 'MSE';
+  return new GaussianDiffusion({ betas, modelMeanType: 'EPSILON', modelVarType, lossType });
+}
+
+/** Shape of one example of the model a configuration describes ([H, W, C] for the UNet, [in_dim] for the MLP). */
+export function exampleShapeOf(c: TrainConfig): number[] {
+  return c.model.kind === 'unet' ? [c.model.unet.resolution, c.model.unet.resolution, c.model.unet.in_channels] : [c.model.mlp.in_dim];
+}
+
+/** Progress after each step, for a progress bar. */
+export interface Progress {
+  step: number;
+  target: number;
+  loss: number;
+  /** Steps per second over the recent steps (this session). */
+  stepsPerSec: number;
+  elapsedS: number;
+}
+
+/** What {@link train} needs. */
+export interface TrainOptions {
+  /** Configuration of a new run; on resume, the checkpoint's configuration is used and this one (if given) must agree on the model. */
+  config?: TrainConfig;
+  /** Data set name, recorded in checkpoints. */
+  dataName: string;
+  /** Opens the batch source on the data stream for the run's configuration (called once; on resume its state is restored). */
+  openData: (rng: Rng, config: TrainConfig) => BatchSource;
+  outDir: string;
+  /** Train until this many steps have been done in total. */
+  steps: number;
+  /** Continue from the newest checkpoint in `outDir` (an error if there is none). */
+  resume?: boolean;
+  /** Stop (with a checkpoint) once this much wall-clock time has passed in this session. */
+  maxSeconds?: number;
+  /** Called after every step. */
+  onProgress?: (p: Progress) => void;
+  /** Called with every log record (also appended to `log.jsonl`). */
+  onLog?: (r: LogRecord) => void;
+  /** Called after each checkpoint is written, with its directory. */
+  onCheckpoint?: (dir: string, step: number) => void;
+  /** Keep the model and the optimiser state (return them instead of disposing): for tests and evaluation. */
+  keepModel?: boolean;
+}
+
+/** What {@link train} did. */
+export interface TrainResult {
+  config: TrainConfig;
+  /** Steps done in total (all sessions). */
+  step: number;
+  /** The step this session started from (0 for a new run). */
+  startStep: number;
+  lastCheckpoint: string | null;
+  elapsedS: number;
+  backend: string;
+  /** Present with `keepModel`: the caller disposes them. */
+  model?: TrainableModel;
+  optim?: OptimState;
+}
+
+function sameModel(a: TrainConfig, b: TrainConfig): string | null {
+  const ja = JSON.stringify(a.model);
+  const jb = JSON.stringify(b.model);
+  if (ja !== jb) return `model: the checkpoint has ${ja}, the configuration given has ${jb}`;
+  const da = JSON.stringify(a.diffusion);
+  const db = JSON.stringify(b.diffusion);
+  if (da !== db) return `diffusion: the checkpoint has ${da}, the configuration given has ${db}`;
+  return null;
+}
+
+/** Drop log lines after `step` (they belong to a session that was killed before its next checkpoint). */
+function truncateLog(outDir: string, step: number): void {
+  const path = join(outDir, LOG_FILE);
+  if (!existsSync(path)) return;
+  const keep = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .filter((l) => {
+      try {
+        return (JSON.parse(l) as { step: number }).step <= step;
+      } catch {
+        return false;
+      }
+    });
+  writeFileAtomic(path, keep.length > 0 ? `${keep.join('\n')}\n` : '');
+}
+
+/**
+ * Train (or resume training) until `opts.steps` steps are done, writing checkpoints and the log into
+ * `opts.outDir`.
+ *
+ * @throws {@link TrainingDivergedError} on a non-finite loss or gradient norm
+ * @throws {@link FormatError} for an unusable output directory or a checkpoint that does not fit
+ */
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  installGradients();
+  if (!Number.isInteger(opts.steps) || opts.steps < 0) throw new RangeError(`train: steps must be a non-negative integer, got ${opts.steps}`);
+  prepareOutDir(opts.outDir);
+  removeStaleTemporaries(opts.outDir);
+  const backend = tf.getBackend();
+
+  let config: TrainConfig;
+  let resumeFrom: ReturnType<typeof readTrainCheckpoint> | null = null;
+  if (opts.resume) {
+    const dir = latestCheckpointDir(opts.outDir);
+    if (dir === null) throw new FormatError(opts.outDir, '', 'nothing to resume: no checkpoint in this directory (run without --resume to start)');
+    resumeFrom = readTrainCheckpoint(dir);
+    config = resumeFrom.state.config;
+    if (opts.config) {
+      const diff = sameModel(config, opts.config);
+      if (diff !== null) throw new FormatError(resumeFrom.file, diff.split(':')[0], `does not match the configuration given: ${diff}`);
+      config = { ...opts.config, model: config.model, diffusion: config.diffusion };
+    }
+    if (resumeFrom.state.data !== opts.dataName) {
+      throw new FormatError(resumeFrom.file, `__metadata__.train_state.data`, `the run trained on ${resumeFrom.state.data}, not ${opts.dataName}`);
+    }
+  } else {
+    if (!opts.config) throw new RangeError('train: a configuration is needed for a new run');
+    config = opts.config;
+    const existing = listCheckpoints(opts.outDir);
+    if (existing.length > 0) {
+      throw new FormatError(opts.outDir, '', `already holds checkpoints (newest ${existing[existing.length - 1].dir}); pass --resume to continue, or choose another --out`);
+    }
+  }
+
+  const root = new Rng(config.seed);
+  const initRng = root.split();
+  const dataRng = root.split();
+  let rng = root.split();
+  const model = createModel(config.model, initRng);
+  const optim = initOptimState(model.names, model.variables);
+  const diffusion = diffusionFor(config.diffusion);
+  let data: BatchSource;
+  let step = 0;
+  let elapsedBefore = 0;
+  let lastCheckpoint: string | null = null;
+  let kept = false;
+  try {
+    data = opts.openData(dataRng, config);
+    if (resumeFrom) {
+      checkCheckpointFits(resumeFrom, model);
+      restoreTensors(resumeFrom, model, optim);
+      rng = Rng.fromState(resumeFrom.state.rng);
+      data.setState(resumeFrom.state.batches);
+      step = resumeFrom.state.step;
+      elapsedBefore = resumeFrom.state.elapsed_s;
+      lastCheckpoint = resumeFrom.dir;
+      truncateLog(opts.outDir, step);
+      // Checkpoints newer than the one resumed from (a killed run that never moved the link) are superseded.
+      for (const c of listCheckpoints(opts.outDir)) if (c.step > step) rmSync(c.dir, { recursive: true, force: true });
+    } else {
+      writeFileSync(join(opts.outDir, LOG_FILE), '');
+    }
+    const startStep = step;
+    const B = config.batch_size;
+    const shape = [B, ...model.exampleShape];
+    const D = model.exampleShape.reduce((a, b) => a * b, 1);
+    const T = diffusion.T;
+    const vars = model.names.map((n) => model.variables.get(n)!);
+    const nameOf = new Map(model.names.map((n) => [model.variables.get(n)!.name, n]));
+    const t0 = performance.now();
+    const elapsed = (): number => elapsedBefore + (performance.now() - t0) / 1000;
+    let acc = { loss: 0, gradNorm: 0, n: 0, since: performance.now(), lr: 0 };
+    let recentRate = 0;
+    let lastStepAt = performance.now();
+
+    const checkpoint = async (): Promise<void> => {
+      lastCheckpoint = await saveTrainCheckpoint(opts.outDir, {
+        state: { step, data: opts.dataName, config, rng: rng.getState(), batches: data.getState(), elapsed_s: elapsed(), backend },
+        model,
+        optim,
+        keep: config.keep_checkpoints,
+      });
+      opts.onCheckpoint?.(lastCheckpoint, step);
+    };
+
+    while (step < opts.steps) {
+      const x0Data = data.next(B);
+      const t = Array.from({ length: B }, () => rng.int(T));
+      const noiseData = Float32Array.from(rng.normals(B * D));
+      const dropoutSeed = rng.int(2 ** 30);
+      const x0 = tf.tensor(x0Data, shape, 'float32');
+      const noise = tf.tensor(noiseData, shape, 'float32');
+      const denoise: DenoiseModel = (x, tModel) => model.apply(x, tModel, { dropoutSeed });
+      const { value, grads } = tf.variableGrads(() => tf.mean(trainingLosses(diffusion, denoise, x0, t, noise).loss) as tf.Scalar, vars);
+      tf.dispose([x0, noise]);
+      const byName = new Map<string, tf.Tensor>();
+      for (const [vn, g] of Object.entries(grads)) byName.set(nameOf.get(vn)!, g);
+      const gradNorm = globalNorm(model.names.map((n) => byName.get(n)!));
+      const loss = (await value.data())[0];
+      const gn = (await gradNorm.data())[0];
+      if (!Number.isFinite(loss) || !Number.isFinite(gn)) {
+        tf.dispose([value, gradNorm, ...byName.values()]);
+        throw new TrainingDivergedError(step + 1, Number.isFinite(loss) ? 'gradient norm' : 'loss', Number.isFinite(loss) ? gn : loss, lastCheckpoint);
+      }
+      const { lr } = optimStep(config.optim, model.names, model.variables, byName, gradNorm, optim);
+      tf.dispose([value, gradNorm, ...byName.values()]);
+      step++;
+
+      const now = performance.now();
+      const dt = (now - lastStepAt) / 1000;
+      lastStepAt = now;
+      recentRate = recentRate === 0 ? 1 / dt : 0.9 * recentRate + 0.1 / dt;
+      acc = { loss: acc.loss + loss, gradNorm: acc.gradNorm + gn, n: acc.n + 1, since: acc.since, lr };
+      opts.onProgress?.({ step, target: opts.steps, loss, stepsPerSec: recentRate, elapsedS: elapsed() });
+      if (step % config.log_every === 0 || step === opts.steps) {
+        const rec: LogRecord = {
+          step,
+          loss: acc.loss / acc.n,
+          grad_norm: acc.gradNorm / acc.n,
+          lr: acc.lr,
+          steps_per_s: acc.n / ((now - acc.since) / 1000),
+          elapsed_s: elapsed(),
+        };
+        appendFileSync(join(opts.outDir, LOG_FILE), `${JSON.stringify(rec)}\n`);
+        opts.onLog?.(rec);
+        acc = { loss: 0, gradNorm: 0, n: 0, since: now, lr };
+      }
+      const outOfTime = opts.maxSeconds !== undefined && (now - t0) / 1000 >= opts.maxSeconds;
+      if (step % config.checkpoint_every === 0 || step === opts.steps || outOfTime) await checkpoint();
+      if (outOfTime) break;
+    }
+    if (step === startStep && lastCheckpoint === null) await checkpoint();
+    const result: TrainResult = { config, step, startStep, lastCheckpoint, elapsedS: elapsed(), backend };
+    if (opts.keepModel) {
+      kept = true;
+      return { ...result, model, optim };
+    }
+    return result;
+  } finally {
+    diffusion.dispose();
+    if (!kept) {
+      model.dispose();
+      disposeOptimState(optim);
+    }
+  }
+}
