@@ -3,4 +3,4 @@
  *
  * @module
  */
-export {};
+export * from './diffusion/index.ts';

@@ -1,0 +1,183 @@
+/**
+ * The golden replay engine, shared by the golden properties and `ddpm-spec check`.
+ *
+ * {@link loadGolden} turns every file of a golden folder (in the formats of `golden/upstream/README.md`)
+ * into cases: which operation of the vocabulary (`src/conformance/ops.ts`) to call with which inputs, and the
+ * expected outputs with a tolerance and its reason per quantity. Everything is read from the files: shapes,
+ * configurations, timesteps, schedules; the same code replays files regenerated with other seeds or
+ * configurations. A file, record or quantity that no reader understands is listed as skipped with the reason;
+ * a malformed file gives a {@link FormatError} naming the file and field. {@link replay} calls an
+ * implementation and compares, one {@link Row} per checked quantity.
+ *
+ * @module
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { FormatError } from '../formats/errors.ts';
+import { fmt } from '../numeric/close.ts';
+import { compareCheck } from './compare.ts';
+import { CannotRun, ScheduleIndex } from './context.ts';
+import { readTimestepEmbedding } from './readers/embedding.ts';
+import { readPMeanVariance, readQFunctions } from './readers/forward.ts';
+import { readLossesElementwise } from './readers/likelihood.ts';
+import { readCalcBpdLoop, readTrainingLosses } from './readers/losses.ts';
+import { readSamplingTiny } from './readers/sampling.ts';
+import { indexHoSchedules, readHoSchedules, readIdBuffers } from './readers/schedules.ts';
+import type { DiffusionOps, GoldenCase, GoldenCases, Row, Skip } from './types.ts';
+
+export * from './types.ts';
+export { GOLDEN_TOL, gradTol } from './tolerances.ts';
+export { CannotRun, ScheduleIndex, parseScheduleName } from './context.ts';
+
+/** The reason UNet files are skipped here. */
+export const UNET_SKIP = 'UNet: replayed by the UNet properties';
+
+type Reader = (file: string, root: unknown, index: ScheduleIndex) => GoldenCases;
+
+/** Which reader reads which file (by name, as the README lists them). */
+const READERS: Array<{ match: RegExp; read: Reader }> = [
+  { match: /^id_buffers_.*\.json$/, read: readIdBuffers },
+  { match: /^ho_beta_schedules_and_buffers\.json$/, read: (f, r) => readHoSchedules(f, r) },
+  { match: /^id_q_functions\.json$/, read: readQFunctions },
+  { match: /^id_p_mean_variance\.json$/, read: readPMeanVariance },
+  { match: /^id_losses_elementwise\.json$/, read: (f, r) => readLossesElementwise(f, r) },
+  { match: /^id_training_losses\.json$/, read: readTrainingLosses },
+  { match: /^id_calc_bpd_loop\.json$/, read: readCalcBpdLoop },
+  { match: /^timestep_embedding\.json$/, read: (f, r) => readTimestepEmbedding(f, r) },
+  { match: /^sampling_tiny_model\.json$/, read: readSamplingTiny },
+];
+
+/** Files that are not data, or data for another part of the project. */
+const NOT_HERE: Array<{ match: RegExp; reason: string }> = [
+  { match: /^README\.md$/, reason: 'documentation of the folder, not data' },
+  { match: /^manifest\.json$/, reason: 'provenance and SHA-256 of every file: checked by the integrity properties [golden.integrity.*]' },
+  { match: /^ho_unet_small.*$/, reason: UNET_SKIP },
+  { match: /^sampling_T\d+_ho_unet_small\.json$/, reason: UNET_SKIP },
+];
+
+/** What a folder turns into. */
+export interface GoldenSet extends GoldenCases {
+  /** Every file looked at, in name order. */
+  files: string[];
+  /** The schedules the folder records (used by the cases at run time). */
+  index: ScheduleIndex;
+}
+
+/**
+ * Read one golden file into cases (a file whose name no reader claims is skipped).
+ *
+ * @throws {@link FormatError} naming the file and the field when the file is malformed
+ */
+export function readGoldenFile(path: string, index: ScheduleIndex, opts: { name?: string } = {}): GoldenCases {
+  const file = opts.name ?? basename(path);
+  for (const n of NOT_HERE) if (n.match.test(file)) return { cases: [], skipped: [{ file, reason: n.reason }] };
+  const reader = READERS.find((r) => r.match.test(file));
+  if (!reader) return { cases: [], skipped: [{ file, reason: 'no reader for this file' }] };
+  let root: unknown;
+  try {
+    root = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new FormatError(file, '', `not readable JSON (${(e as Error).message})`);
+  }
+  return readGoldenJson(file, root, index);
+}
+
+/** Read an already parsed golden file (for tests that alter a file in memory). */
+export function readGoldenJson(file: string, root: unknown, index: ScheduleIndex): GoldenCases {
+  if (typeof root !== 'object' || root === null || Array.isArray(root)) throw new FormatError(file, '', 'expected a JSON object at the top level');
+  const reader = READERS.find((r) => r.match.test(file));
+  if (!reader) return { cases: [], skipped: [{ file, reason: 'no reader for this file' }] };
+  if (/^ho_beta_schedules_and_buffers\.json$/.test(file)) indexHoSchedules(file, root, index);
+  return reader.read(file, root, index);
+}
+
+/**
+ * Read every file of a golden folder.
+ *
+ * @throws {@link FormatError} for the first malformed file
+ */
+export function loadGolden(dir: string, opts: { only?: (file: string) => boolean } = {}): GoldenSet {
+  const index = new ScheduleIndex();
+  const files = readdirSync(dir).sort();
+  const cases: GoldenCase[] = [];
+  const skipped: Skip[] = [];
+  // The folder's schedules are indexed from every buffer file, whichever files are replayed.
+  for (const f of files) {
+    if (/^id_buffers_.*\.json$|^ho_beta_schedules_and_buffers\.json$/.test(f) && !(opts.only?.(f) ?? true)) readGoldenFile(join(dir, f), index);
+  }
+  for (const f of files) {
+    if (opts.only && !opts.only(f)) continue;
+    const r = readGoldenFile(join(dir, f), index);
+    cases.push(...r.cases);
+    skipped.push(...r.skipped);
+  }
+  return { files, index, cases, skipped };
+}
+
+function skipRow(file: string, kase: string, quantity: string, reason: string, op?: GoldenCase['op']): Row {
+  return { file, case: kase, quantity, op, verdict: 'skip', maxAbs: NaN, maxRel: NaN, compared: 0, masked: 0, failures: 0, tolerance: '', reason, detail: reason };
+}
+
+/** Skipped records as rows. */
+export function skippedRows(skipped: Skip[]): Row[] {
+  return skipped.map((s) => skipRow(s.file, s.case ?? '(file)', s.quantity ?? '', s.reason));
+}
+
+/** Replay one case on an implementation: one row per check (or one row for an expected refusal). */
+export async function replayCase(c: GoldenCase, impl: DiffusionOps): Promise<Row[]> {
+  const fn = impl[c.op];
+  if (typeof fn !== 'function') {
+    return [skipRow(c.file, c.id, c.checks.map((k) => k.quantity).join(', ') || 'error', `operation ${c.op} is not implemented by ${impl.name}`, c.op)];
+  }
+  const head = { file: c.file, case: c.note ? `${c.id} [${c.note}]` : c.id, op: c.op };
+  let outputs: Record<string, { shape: number[]; data: Float64Array }>;
+  try {
+    outputs = await c.run(impl);
+  } catch (e) {
+    const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    if (e instanceof CannotRun) return [skipRow(c.file, c.id, '', e.message, c.op)];
+    if (c.expectError !== undefined) {
+      return [{ ...head, quantity: 'refuses', verdict: 'pass', maxAbs: 0, maxRel: 0, compared: 1, masked: 0, failures: 0, tolerance: 'must throw', reason: `the reference code raised ${c.expectError}`, detail: msg }];
+    }
+    return [{ ...head, quantity: c.checks.map((k) => k.quantity).join(', '), verdict: 'error', maxAbs: NaN, maxRel: NaN, compared: 0, masked: 0, failures: 1, tolerance: '', reason: '', detail: msg }];
+  }
+  if (c.expectError !== undefined) {
+    return [{ ...head, quantity: 'refuses', verdict: 'fail', maxAbs: NaN, maxRel: NaN, compared: 1, masked: 0, failures: 1, tolerance: 'must throw', reason: `the reference code raised ${c.expectError}`, detail: 'the operation returned instead of refusing' }];
+  }
+  const rows: Row[] = [];
+  for (const k of c.checks) {
+    try {
+      const elementAtol = typeof k.elementAtol === 'function' ? await k.elementAtol(impl) : k.elementAtol;
+      rows.push({ ...head, ...compareCheck(outputs[k.quantity], { ...k, elementAtol }) });
+    } catch (e) {
+      if (e instanceof CannotRun) rows.push(skipRow(c.file, c.id, k.quantity, e.message, c.op));
+      else rows.push({ ...head, quantity: k.quantity, verdict: 'error', maxAbs: NaN, maxRel: NaN, compared: 0, masked: 0, failures: 1, tolerance: '', reason: '', detail: String(e) });
+    }
+  }
+  return rows;
+}
+
+/** Replay cases one after the other (tfjs backends are not re-entrant). */
+export async function replay(cases: GoldenCase[], impl: DiffusionOps, onRow?: (r: Row) => void): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const c of cases) {
+    for (const r of await replayCase(c, impl)) {
+      rows.push(r);
+      onRow?.(r);
+    }
+  }
+  return rows;
+}
+
+/** One line per row, for reports and failure messages. */
+export function formatRow(r: Row): string {
+  const nums = r.verdict === 'skip' ? '' : ` max|Δ| ${fmt(r.maxAbs)}, max rel ${fmt(r.maxRel)}, ${r.compared} compared${r.masked ? `, ${r.masked} masked` : ''};`;
+  return `${r.verdict.toUpperCase()} ${r.file} › ${r.case} › ${r.quantity}:${nums} ${r.tolerance ? `tolerance ${r.tolerance} (${r.reason}); ` : ''}${r.detail}`;
+}
+
+/** Counts per verdict. */
+export function summarize(rows: Row[]): Record<Row['verdict'], number> {
+  const out = { pass: 0, fail: 0, skip: 0, error: 0 };
+  for (const r of rows) out[r.verdict]++;
+  return out;
+}

@@ -1,0 +1,257 @@
+/**
+ * Readers for `id_q_functions.json` (q_sample, q_mean_variance, the posterior, and the three parameterisation
+ * conversions) and `id_p_mean_variance.json` (p_mean_variance for every mean/variance type, with and without
+ * clipping).
+ *
+ * @module
+ */
+import type { DiffusionOps, ScheduleArgs } from '../../conformance/ops.ts';
+import { FormatError } from '../../formats/errors.ts';
+import { looksLikeTensor } from '../../formats/jsonTensor.ts';
+import { describeSchedule, parseScheduleName, type ScheduleIndex } from '../context.ts';
+import { boolField, expectShape, has, listField, objectField, q, tensorField } from '../tensors.ts';
+import { GOLDEN_TOL } from '../tolerances.ts';
+import type { Check, ElementAtol, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
+import { MEAN_TYPES, VAR_TYPES, enumField, list, scheduleOf, timestepsField } from './common.ts';
+
+/** Elements per batch example of an image tensor. */
+const inner = (t: Tensor): number => t.data.length / t.shape[0];
+
+/**
+ * atol_i = 5e−7·(|a_b·x_i| + |b_b·y_i|) + 1e−6, with a_b, b_b the coefficients at example b's timestep
+ * (README: a·x − b·y errs in proportion to its terms). `divide` divides the budget by c_b (for a quotient).
+ */
+function budget(
+  formula: string,
+  t: number[],
+  x: Tensor,
+  y: Tensor,
+  a: Float64Array,
+  b: Float64Array,
+  divide?: Float64Array,
+): ElementAtol {
+  const n = inner(x);
+  const values = new Float64Array(x.data.length);
+  for (let i = 0; i < values.length; i++) {
+    const s = t[Math.floor(i / n)];
+    const terms = 5e-7 * (Math.abs(a[s] * x.data[i]) + Math.abs(b[s] * y.data[i]));
+    values[i] = (divide ? terms / divide[s] : terms) + 1e-6;
+  }
+  return { values, formula };
+}
+
+function need(bufs: Record<string, Float64Array>, name: string, sched: ScheduleArgs): Float64Array {
+  const v = bufs[name];
+  if (!v) throw new Error(`the buffer ${name} of ${describeSchedule(sched)} is needed for an error budget`);
+  return v;
+}
+
+/** `id_q_functions.json`. */
+export function readQFunctions(file: string, root: unknown, index: ScheduleIndex): GoldenCases {
+  const cases: GoldenCase[] = [];
+  const skipped: Skip[] = [];
+  listField(root, 'cases', file).forEach((_, ci) => {
+    const p = `cases.${ci}`;
+    const { name, T } = scheduleOf(root, `${p}.args`, file);
+    const sched = parseScheduleName(name, T);
+    const x0 = tensorField(root, `${p}.inputs.x_start`, file);
+    const B = x0.shape[0];
+    const { tensor: t, values: tv } = timestepsField(root, `${p}.inputs.t`, file, T, B);
+    const inputs = objectField(root, `${p}.inputs`, file);
+    const outputs = objectField(root, `${p}.outputs`, file);
+    const value = (key: string, where: string): Tensor => {
+      if (has(inputs, key) && looksLikeTensor(inputs[key])) return tensorField(root, `${p}.inputs.${q(key)}`, file);
+      if (has(outputs, key) && looksLikeTensor(outputs[key])) return tensorField(root, `${p}.outputs.${q(key)}`, file);
+      throw new FormatError(file, where, `names ${JSON.stringify(key)}, which is neither an input nor an output of the case`);
+    };
+    const img = (tt: Tensor, f: string): Tensor => (expectShape(tt, x0.shape, file, f), tt);
+    const base = `cases[${ci}] ${describeSchedule(sched)} t=${list(tv)}`;
+    const args = async (impl: DiffusionOps) => ({ betas: await index.betas(sched, impl) });
+    for (const key of Object.keys(outputs)) {
+      const f = `${p}.outputs.${q(key)}`;
+      if (key === 'q_sample') {
+        const noise = img(value('noise', f), `${p}.inputs.noise`);
+        cases.push({
+          file,
+          id: `${base}: q_sample`,
+          op: 'q_sample',
+          checks: [{ quantity: 'x_t', expected: img(tensorField(root, f, file), f), tol: GOLDEN_TOL.qValues }],
+          run: async (impl) => impl.q_sample!(await args(impl), x0, t, noise),
+        });
+      } else if (key === 'q_mean_variance') {
+        objectField(root, f, file);
+        cases.push({
+          file,
+          id: `${base}: q_mean_variance`,
+          op: 'q_mean_variance',
+          checks: [
+            { quantity: 'mean', expected: img(tensorField(root, `${f}.mean`, file), `${f}.mean`), tol: GOLDEN_TOL.qValues },
+            { quantity: 'variance', expected: img(tensorField(root, `${f}.variance`, file), `${f}.variance`), tol: GOLDEN_TOL.qValues },
+            { quantity: 'log_variance', expected: img(tensorField(root, `${f}.log_variance`, file), `${f}.log_variance`), tol: GOLDEN_TOL.qLogVariances },
+          ],
+          run: async (impl) => impl.q_mean_variance!(await args(impl), x0, t),
+        });
+      } else if (key === 'q_posterior_mean_variance') {
+        // The README: the posterior of (x_start, q_sample).
+        const xt = img(value('q_sample', f), `${p}.outputs.q_sample`);
+        objectField(root, f, file);
+        cases.push({
+          file,
+          id: `${base}: q_posterior_mean_variance(x_start, x_t = q_sample)`,
+          op: 'q_posterior_mean_variance',
+          checks: [
+            { quantity: 'mean', expected: img(tensorField(root, `${f}.mean`, file), `${f}.mean`), tol: GOLDEN_TOL.qValues },
+            { quantity: 'variance', expected: img(tensorField(root, `${f}.variance`, file), `${f}.variance`), tol: GOLDEN_TOL.qValues },
+            {
+              quantity: 'log_variance_clipped',
+              expected: img(tensorField(root, `${f}.log_variance_clipped`, file), `${f}.log_variance_clipped`),
+              tol: GOLDEN_TOL.qLogVariances,
+            },
+          ],
+          run: async (impl) => impl.q_posterior_mean_variance!(await args(impl), x0, xt, t),
+        });
+      } else {
+        const m = /^_predict_(xstart_from_eps|xstart_from_xprev|eps_from_xstart)\((.*)\)$/.exec(key);
+        if (!m) {
+          skipped.push({ file, case: base, quantity: key, reason: 'no reader for this output' });
+          continue;
+        }
+        const kv = Object.fromEntries(
+          m[2].split(',').map((s) => {
+            const [k, v] = s.split('=').map((u) => u.trim());
+            if (!k || !v) throw new FormatError(file, f, `arguments must be written name=value, got ${JSON.stringify(s)}`);
+            return [k, v];
+          }),
+        );
+        const expected = img(tensorField(root, f, file), f);
+        const arg = (k: string): Tensor => {
+          if (!(k in kv)) throw new FormatError(file, f, `the key names no ${k} argument`);
+          return img(value(kv[k], f), `${f}(${k})`);
+        };
+        const xt = arg('x_t');
+        if (m[1] === 'xstart_from_eps') {
+          const eps = arg('eps');
+          cases.push({
+            file,
+            id: `${base}: ${key}`,
+            op: 'predict_xstart_from_eps',
+            checks: [
+              {
+                quantity: 'pred_xstart',
+                expected,
+                tol: GOLDEN_TOL.qDifference,
+                elementAtol: async (impl) => {
+                  const b = await index.buffers(sched, impl);
+                  return budget('5e-7·(|√(1/ᾱ)·x_t| + |√(1/ᾱ−1)·ε|) + 1e-6', tv, xt, eps, need(b, 'sqrt_recip_alphas_cumprod', sched), need(b, 'sqrt_recipm1_alphas_cumprod', sched));
+                },
+              },
+            ],
+            run: async (impl) => impl.predict_xstart_from_eps!(await args(impl), xt, t, eps),
+          });
+        } else if (m[1] === 'xstart_from_xprev') {
+          const xprev = arg('xprev');
+          cases.push({
+            file,
+            id: `${base}: ${key}`,
+            op: 'predict_xstart_from_xprev',
+            checks: [
+              {
+                quantity: 'pred_xstart',
+                expected,
+                tol: GOLDEN_TOL.qDifference,
+                elementAtol: async (impl) => {
+                  const b = await index.buffers(sched, impl);
+                  const c1 = need(b, 'posterior_mean_coef1', sched);
+                  const c2 = need(b, 'posterior_mean_coef2', sched);
+                  return budget('5e-7·(|x_{t−1}/c₁| + |(c₂/c₁)·x_t|) + 1e-6', tv, xprev, xt, c1.map((v) => 1 / v), c2.map((v, i) => v / c1[i]));
+                },
+              },
+            ],
+            run: async (impl) => impl.predict_xstart_from_xprev!(await args(impl), xt, t, xprev),
+          });
+        } else {
+          const x0hat = arg('pred_xstart');
+          cases.push({
+            file,
+            id: `${base}: ${key}`,
+            op: 'predict_eps_from_xstart',
+            checks: [
+              {
+                quantity: 'eps',
+                expected,
+                tol: GOLDEN_TOL.qDifference,
+                elementAtol: async (impl) => {
+                  const b = await index.buffers(sched, impl);
+                  const rm1 = need(b, 'sqrt_recipm1_alphas_cumprod', sched);
+                  return budget(
+                    '5e-7·(|√(1/ᾱ)·x_t| + |x̂₀|)/√(1/ᾱ−1) + 1e-6',
+                    tv,
+                    xt,
+                    x0hat,
+                    need(b, 'sqrt_recip_alphas_cumprod', sched),
+                    new Float64Array(rm1.length).fill(1),
+                    rm1,
+                  );
+                },
+              },
+            ],
+            run: async (impl) => impl.predict_eps_from_xstart!(await args(impl), xt, t, x0hat),
+          });
+        }
+      }
+    }
+  });
+  return { cases, skipped };
+}
+
+/** `id_p_mean_variance.json`. */
+export function readPMeanVariance(file: string, root: unknown, index: ScheduleIndex): GoldenCases {
+  const cases: GoldenCase[] = [];
+  const skipped: Skip[] = [];
+  listField(root, 'cases', file).forEach((_, ci) => {
+    const p = `cases.${ci}`;
+    const { name, T } = scheduleOf(root, `${p}.args`, file);
+    const sched = parseScheduleName(name, T);
+    const mean = enumField(root, `${p}.args.model_mean_type`, file, MEAN_TYPES);
+    const vart = enumField(root, `${p}.args.model_var_type`, file, VAR_TYPES);
+    const clip = boolField(root, `${p}.args.clip_denoised`, file);
+    const id = `cases[${ci}] ${describeSchedule(sched)} ${vart.value ?? '?'}/${mean.value ?? '?'}${clip ? ' clip' : ''}`;
+    if (!mean.value || !vart.value) {
+      skipped.push({ file, case: id, reason: (mean.unknown ?? vart.unknown)! });
+      return;
+    }
+    const x = tensorField(root, `${p}.inputs.x`, file);
+    const B = x.shape[0];
+    const { tensor: t, values: tv } = timestepsField(root, `${p}.inputs.t`, file, T, B);
+    const out = tensorField(root, `${p}.inputs.model_output`, file);
+    const learned = vart.value === 'LEARNED' || vart.value === 'LEARNED_RANGE';
+    expectShape(out, [B, x.shape[1] * (learned ? 2 : 1), ...x.shape.slice(2)], file, `${p}.inputs.model_output`);
+    const outputs = objectField(root, `${p}.outputs`, file);
+    const checks: Check[] = [];
+    for (const qn of Object.keys(outputs)) {
+      if (!['mean', 'variance', 'log_variance', 'pred_xstart'].includes(qn)) {
+        skipped.push({ file, case: id, quantity: qn, reason: 'not an output of p_mean_variance; no reader for it' });
+        continue;
+      }
+      const e = tensorField(root, `${p}.outputs.${q(qn)}`, file);
+      expectShape(e, x.shape, file, `${p}.outputs.${q(qn)}`);
+      checks.push({ quantity: qn, expected: e, tol: GOLDEN_TOL.pMeanVariance });
+    }
+    const meanType = mean.value;
+    const varType = vart.value;
+    cases.push({
+      file,
+      id: `${id} t=${list(tv)}`,
+      op: 'p_mean_variance',
+      checks,
+      run: async (impl) =>
+        impl.p_mean_variance!(
+          { betas: await index.betas(sched, impl), model_mean_type: meanType, model_var_type: varType, clip_denoised: clip },
+          { kind: 'output', output: out },
+          x,
+          t,
+        ),
+    });
+  });
+  return { cases, skipped };
+}

@@ -1,0 +1,219 @@
+/**
+ * Readers for `id_training_losses.json` (the terms of `training_losses` with the TinyModel, and their
+ * gradients w.r.t. its parameters) and `id_calc_bpd_loop.json` (the full bits/dim loop).
+ *
+ * @module
+ */
+import type { LossType, ModelMeanType, ModelVarType } from '../../conformance/ops.ts';
+import { FormatError } from '../../formats/errors.ts';
+import { override, type Tolerance } from '../../numeric/tolerance.ts';
+import { describeSchedule, parseScheduleName, type ScheduleIndex } from '../context.ts';
+import { boolField, concat0, expectShape, has, index0, intListField, listField, objectField, q, tensorField } from '../tensors.ts';
+import { GOLDEN_TOL, gradTol } from '../tolerances.ts';
+import type { Check, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
+import { LOSS_TYPES, MEAN_TYPES, VAR_TYPES, enumField, list, optBool, scheduleOf, timestepsField, tinyModelField } from './common.ts';
+
+/** A bits tolerance per example: `tol` scaled by `factor`, with the decoder-trap bound where t = 0. */
+function bitsCheck(quantity: string, expected: Tensor, tv: number[], tol: Tolerance, factor: number, why: string): Check {
+  const values = Float64Array.from(tv, (s) => (s === 0 ? GOLDEN_TOL.decoderTrap.atol : tol.atol) * factor);
+  const hasZero = tv.includes(0);
+  return {
+    quantity,
+    expected,
+    tol: override(
+      { rtol: tol.rtol, atol: tol.atol * factor },
+      `${tol.reason}${factor !== 1 ? `; ×${factor} ${why}` : ''}${hasZero ? `; at t = 0: ${GOLDEN_TOL.decoderTrap.reason}` : ''}`,
+    ),
+    elementAtol: { values, formula: `${tol.atol * factor} (${GOLDEN_TOL.decoderTrap.atol * factor} where t = 0)` },
+    locate: (i) => `example ${i} (t = ${tv[i]})`,
+  };
+}
+
+/** `id_training_losses.json`. */
+export function readTrainingLosses(file: string, root: unknown, index: ScheduleIndex): GoldenCases {
+  const cases: GoldenCase[] = [];
+  const skipped: Skip[] = [];
+  listField(root, 'cases', file).forEach((_, ci) => {
+    const p = `cases.${ci}`;
+    const { name, T } = scheduleOf(root, `${p}.args`, file);
+    const sched = parseScheduleName(name, T);
+    const loss = enumField(root, `${p}.args.loss_type`, file, LOSS_TYPES);
+    const mean = enumField(root, `${p}.args.model_mean_type`, file, MEAN_TYPES);
+    const vart = enumField(root, `${p}.args.model_var_type`, file, VAR_TYPES);
+    const rescale = optBool(root, `${p}.args.rescale_timesteps`, file, false);
+    const id = `cases[${ci}] ${describeSchedule(sched)} ${loss.value ?? '?'} ${mean.value ?? '?'}/${vart.value ?? '?'}${rescale ? ' rescaled t' : ''}`;
+    if (!loss.value || !mean.value || !vart.value) {
+      skipped.push({ file, case: id, reason: (loss.unknown ?? mean.unknown ?? vart.unknown)! });
+      return;
+    }
+    const x0 = tensorField(root, `${p}.inputs.x_start`, file);
+    const B = x0.shape[0];
+    const { tensor: t, values: tv } = timestepsField(root, `${p}.inputs.t`, file, T, B);
+    const noise = tensorField(root, `${p}.inputs.noise`, file);
+    expectShape(noise, x0.shape, file, `${p}.inputs.noise`);
+    const model = tinyModelField(root, `${p}.inputs.model`, file);
+    const learned = vart.value === 'LEARNED' || vart.value === 'LEARNED_RANGE';
+    if (model.W.shape[1] !== x0.shape[1] || model.W.shape[0] !== x0.shape[1] * (learned ? 2 : 1)) {
+      throw new FormatError(file, `${p}.inputs.model.W`, `expected [${x0.shape[1] * (learned ? 2 : 1)},${x0.shape[1]}] for ${vart.value} with ${x0.shape[1]} channels, got [${model.W.shape.join(',')}]`);
+    }
+    const lt: LossType = loss.value;
+    const kl = lt === 'KL' || lt === 'RESCALED_KL';
+    const outputs = objectField(root, `${p}.outputs`, file);
+    const checks: Check[] = [];
+    const vbFactor = lt === 'RESCALED_MSE' ? Math.max(1, T / 1000) : 1;
+    for (const qn of Object.keys(outputs)) {
+      const e = tensorField(root, `${p}.outputs.${q(qn)}`, file);
+      expectShape(e, [B], file, `${p}.outputs.${q(qn)}`);
+      if (qn === 'mse') checks.push({ quantity: 'terms.mse', expected: e, tol: GOLDEN_TOL.mse, locate: (i) => `example ${i} (t = ${tv[i]})` });
+      else if (qn === 'vb') checks.push(bitsCheck('terms.vb', e, tv, GOLDEN_TOL.vbBits, vbFactor, 'T/1000 (RESCALED_MSE)'));
+      else if (qn === 'loss') {
+        if (kl) checks.push(bitsCheck('terms.loss', e, tv, GOLDEN_TOL.vbBits, lt === 'RESCALED_KL' ? T : 1, 'T (RESCALED_KL multiplies the KL by T)'));
+        else if (has(outputs, 'vb')) checks.push(bitsCheck('terms.loss', e, tv, GOLDEN_TOL.vbBits, vbFactor, 'T/1000 (RESCALED_MSE)'));
+        else checks.push({ quantity: 'terms.loss', expected: e, tol: GOLDEN_TOL.mse, locate: (i) => `example ${i} (t = ${tv[i]})` });
+      } else skipped.push({ file, case: id, quantity: `outputs.${qn}`, reason: 'not a term of training_losses; no reader for it' });
+    }
+    let wantGrads = false;
+    if (has(root, `cases`) && has(objectField(root, p, file), 'grads')) {
+      const g = objectField(root, `${p}.grads`, file);
+      for (const key of Object.keys(g)) {
+        const m = /^d\(sum (\w+)\)\/d\(W,bias,tw\)$/.exec(key);
+        if (!m) {
+          skipped.push({ file, case: id, quantity: `grads.${key}`, reason: 'no reader for this gradient' });
+          continue;
+        }
+        wantGrads = true;
+        for (const param of ['W', 'bias', 'tw'] as const) {
+          const e = tensorField(root, `${p}.grads.${q(key)}.${param}`, file);
+          expectShape(e, model[param].shape, file, `${p}.grads.${q(key)}.${param}`);
+          const scale = Math.max(...Array.from(e.data, Math.abs));
+          checks.push({ quantity: `grads.${m[1]}.${param}`, expected: e, tol: gradTol(scale) });
+        }
+      }
+    }
+    for (const k of Object.keys(objectField(root, p, file))) {
+      if (k === 't_seen_by_model') skipped.push({ file, case: id, quantity: k, reason: 'the timesteps the model saw are not an output of training_losses; they enter every term through the model' });
+      else if (!['args', 'inputs', 'outputs', 'grads'].includes(k)) skipped.push({ file, case: id, quantity: k, reason: 'no reader for this field' });
+    }
+    const meanType: ModelMeanType = mean.value;
+    const varType: ModelVarType = vart.value;
+    cases.push({
+      file,
+      id: `${id} t=${list(tv)}`,
+      op: 'training_losses',
+      checks,
+      run: async (impl) => {
+        const r = await impl.training_losses!(
+          { betas: await index.betas(sched, impl), loss_type: lt, model_mean_type: meanType, model_var_type: varType, rescale_timesteps: rescale, grads: wantGrads },
+          model,
+          x0,
+          t,
+          noise,
+        );
+        const out: Record<string, Tensor> = {};
+        for (const [k, v] of Object.entries(r.terms)) out[`terms.${k}`] = v;
+        for (const [k, g] of Object.entries(r.grads ?? {})) {
+          out[`grads.${k}.W`] = g.W;
+          out[`grads.${k}.bias`] = g.bias;
+          out[`grads.${k}.tw`] = g.tw;
+        }
+        return out;
+      },
+    });
+  });
+  return { cases, skipped };
+}
+
+/**
+ * `id_calc_bpd_loop.json`. The `[B, T]` tables are stored in loop order (column i ↔ t = `loop_order_t[i]`),
+ * as improved's code stacks them, although the file's notes and the README say column j ↔ t = j; the reader
+ * reorders them to t = 0 … T−1, the order of the operation's output.
+ */
+export function readCalcBpdLoop(file: string, root: unknown, index: ScheduleIndex): GoldenCases {
+  const cases: GoldenCase[] = [];
+  const skipped: Skip[] = [];
+  listField(root, 'cases', file).forEach((_, ci) => {
+    const p = `cases.${ci}`;
+    const { name, T } = scheduleOf(root, `${p}.args`, file);
+    const sched = parseScheduleName(name, T);
+    const mean = enumField(root, `${p}.args.model_mean_type`, file, MEAN_TYPES);
+    const vart = enumField(root, `${p}.args.model_var_type`, file, VAR_TYPES);
+    const clip = boolField(root, `${p}.args.clip_denoised`, file);
+    const id = `cases[${ci}] ${describeSchedule(sched)} ${vart.value ?? '?'}/${mean.value ?? '?'}${clip ? ' clip' : ''}`;
+    if (!mean.value || !vart.value) {
+      skipped.push({ file, case: id, reason: (mean.unknown ?? vart.unknown)! });
+      return;
+    }
+    const x0 = tensorField(root, `${p}.inputs.x_start`, file);
+    const B = x0.shape[0];
+    const model = tinyModelField(root, `${p}.inputs.model`, file);
+    const noiseRec = tensorField(root, `${p}.inputs.noise_per_step_in_loop_order`, file);
+    expectShape(noiseRec, [T, ...x0.shape], file, `${p}.inputs.noise_per_step_in_loop_order`);
+    // Put the noise in the loop order the operation takes (t = T−1, …, 0), whatever order the file lists.
+    const order = intListField(root, `${p}.inputs.loop_order_t`, file);
+    if (order.length !== T || [...order].sort((a, b) => a - b).some((v, i) => v !== i)) {
+      throw new FormatError(file, `${p}.inputs.loop_order_t`, `expected a permutation of 0 … ${T - 1}, got ${list(order).slice(0, 80)}`);
+    }
+    const noise = concat0(
+      Array.from({ length: T }, (_, i) => {
+        const j = order.indexOf(T - 1 - i);
+        const n = index0(noiseRec, j, file, `${p}.inputs.noise_per_step_in_loop_order`);
+        return { shape: [1, ...n.shape], data: n.data };
+      }),
+    );
+    const outputs = objectField(root, `${p}.outputs`, file);
+    const checks: Check[] = [];
+    const col0 = (i: number) => (i % T === 0 ? GOLDEN_TOL.decoderTrap.atol : GOLDEN_TOL.vbBits.atol);
+    for (const qn of Object.keys(outputs)) {
+      const f = `${p}.outputs.${q(qn)}`;
+      const e = tensorField(root, f, file);
+      if (qn === 'total_bpd' || qn === 'prior_bpd') {
+        expectShape(e, [B], file, f);
+        checks.push(
+          qn === 'total_bpd'
+            ? { quantity: qn, expected: e, tol: override({ rtol: 1e-5, atol: GOLDEN_TOL.decoderTrap.atol }, `the sum of the vb terms: ${GOLDEN_TOL.decoderTrap.reason}`) }
+            : { quantity: qn, expected: e, tol: GOLDEN_TOL.vbBits },
+        );
+      } else if (qn === 'vb' || qn === 'xstart_mse' || qn === 'mse') {
+        expectShape(e, [B, T], file, f);
+        // improved's calc_bpd_loop appends one column per loop step, so column i holds t = loop_order_t[i]
+        // (t = T−1 first; the data bear this out: the last column is the t = 0 decoder NLL, the largest vb
+        // term, and the first has ε-MSE ≈ 1e−5, as ε̂ ≈ x_t at t = T−1). The operation returns column j ↔ t = j.
+        const byT = new Float64Array(B * T);
+        for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) byT[b * T + order[i]] = e.data[b * T + i];
+        e.data = byT;
+        const locate = (i: number) => `example ${Math.floor(i / T)}, t = ${i % T}`;
+        if (qn === 'vb') {
+          checks.push({
+            quantity: qn,
+            expected: e,
+            tol: override({ rtol: GOLDEN_TOL.vbBits.rtol, atol: GOLDEN_TOL.vbBits.atol }, `${GOLDEN_TOL.vbBits.reason}; at t = 0: ${GOLDEN_TOL.decoderTrap.reason}`),
+            elementAtol: { values: Float64Array.from({ length: B * T }, (_, i) => col0(i)), formula: `${GOLDEN_TOL.vbBits.atol} (${GOLDEN_TOL.decoderTrap.atol} at t = 0)` },
+            locate,
+          });
+        } else {
+          checks.push({ quantity: qn, expected: e, tol: GOLDEN_TOL.mse, locate });
+        }
+      } else {
+        skipped.push({ file, case: id, quantity: qn, reason: 'not an output of calc_bpd_loop; no reader for it' });
+      }
+    }
+    const meanType = mean.value;
+    const varType = vart.value;
+    cases.push({
+      file,
+      id,
+      op: 'calc_bpd_loop',
+      checks,
+      run: async (impl) => {
+        const r = await impl.calc_bpd_loop!(
+          { betas: await index.betas(sched, impl), model_mean_type: meanType, model_var_type: varType, clip_denoised: clip },
+          model,
+          x0,
+          noise,
+        );
+        return { ...r };
+      },
+    });
+  });
+  return { cases, skipped };
+}
