@@ -123,6 +123,8 @@ export function makeSchedule(betas: readonly number[], name = 'user array'): Sch
     logAlphaBar[t] = logAlphaBar[t - 1] + Math.log1p(-b[t - 1]);
   }
   const frozen = Object.freeze([...b]);
+  // +0 at t = 0 (−expm1(0) would be −0, and SNR(0) = 1/−0 = −∞).
+  const oneMinus = (t: number): number => (t === 0 ? 0 : -Math.expm1(logAlphaBar[t]));
   const fn = (method: string) => `${name}.${method}`;
   const s: Schedule = {
     name,
@@ -147,15 +149,15 @@ export function makeSchedule(betas: readonly number[], name = 'user array'): Sch
     },
     oneMinusAlphaBar(t) {
       checkTimestep(fn('oneMinusAlphaBar'), t, 0, T);
-      return -Math.expm1(logAlphaBar[t]);
+      return oneMinus(t);
     },
     snr(t) {
       checkTimestep(fn('snr'), t, 0, T);
-      return alphaBar[t] / -Math.expm1(logAlphaBar[t]);
+      return alphaBar[t] / oneMinus(t);
     },
     logSnr(t) {
       checkTimestep(fn('logSnr'), t, 0, T);
-      return logAlphaBar[t] - Math.log(-Math.expm1(logAlphaBar[t]));
+      return logAlphaBar[t] - Math.log(oneMinus(t));
     },
   };
   return Object.freeze(s);
