@@ -1,17 +1,282 @@
 /**
- * `ddpm-spec check`: placeholder until its issue lands.
+ * `ddpm-spec check`: validate a DDPM implementation against the golden data of the reference code and the laws
+ * of the spec.
+ *
+ * - No arguments: our tfjs reference (on the default backend) against every golden folder under `golden/`
+ *   and every law.
+ * - `--golden DIR`: any folder of files in the `golden/upstream` formats (configurations, shapes and timesteps
+ *   are read from the files; files no reader knows are listed as skipped; a malformed file is an error naming
+ *   the file and the field).
+ * - `--impl CMD`: another implementation, run as a child process that speaks the protocol of
+ *   `src/conformance/protocol.ts` (JSON lines over stdin/stdout; see docs/conformance.md).
+ *
+ * Prints a table (file, case, quantity, max |Δ|, max relative error, tolerance and its reason, verdict) and the
+ * totals; `--json FILE` writes the whole report. Exit code 0 when nothing failed, 1 when something failed or
+ * errored, 2 for bad usage or malformed data.
  *
  * @module
  */
 import type { Command } from 'commander';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '../backend.ts';
+import { OP_NAMES, type DiffusionOps } from '../conformance/ops.ts';
+import { connectStdio, ImplError, OpUnsupported, type StdioOps } from '../conformance/impl/stdio.ts';
+import { LAWS_FILE, runLaws } from '../conformance/laws.ts';
+import { formatTable, passed, totals, writeReportJson, type Report, type ReportRow, type SkippedFile } from '../conformance/report.ts';
+import { loadGolden, replay, skippedRows, type Row } from '../golden/index.ts';
 import { UsageError, type ExitCode } from './common.ts';
 
-export function registerCheck(program: Command, _code: ExitCode): void {
+/** The package's own golden data (every folder under it is checked). */
+export const DEFAULT_GOLDEN = fileURLToPath(new URL('../../golden/', import.meta.url));
+
+/** What `check` was asked to do. */
+export interface CheckOptions {
+  /** Golden folder (default {@link DEFAULT_GOLDEN}); its sub-folders are checked too. */
+  golden?: string;
+  /** Command line of an implementation speaking the protocol. */
+  impl?: string;
+  /** Built-in implementation when `impl` is not given: `reference` (tfjs, default) or `spec` (float64). */
+  builtin?: 'reference' | 'spec';
+  /** tfjs backend for the built-in reference. */
+  backend?: string;
+  /** Run the golden cases (default true). */
+  goldenCases?: boolean;
+  /** Run the laws of the spec (default true). */
+  laws?: boolean;
+  /** Only golden files whose name contains one of these substrings. */
+  only?: string[];
+  /** Seconds per operation for `impl` (default 120). */
+  timeoutS?: number;
+  /** Seed of the laws' inputs (default 0). */
+  seed?: number;
+  /** Called with each row as it is made (progress). */
+  onRow?: (r: ReportRow) => void;
+  /** Called when a new golden file or the laws start (progress). */
+  onStage?: (what: string) => void;
+}
+
+/** Every folder under `root` (itself included) that holds files, in name order. */
+function goldenFolders(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+    if (entries.some((e) => e.isFile())) out.push(dir);
+    for (const e of entries) if (e.isDirectory() && !e.name.startsWith('.')) walk(join(dir, e.name));
+  };
+  walk(root);
+  return out;
+}
+
+/** A golden replay row as a report row (OpUnsupported errors count as skipped: the implementation said so). */
+function goldenRow(r: Row, prefix: string): ReportRow {
+  const unsupported = r.verdict === 'error' && r.detail.startsWith(`${OpUnsupported.name}:`);
+  const num = (x: number): number | null => (Number.isFinite(x) && r.verdict !== 'skip' && r.verdict !== 'error' ? x : null);
+  return {
+    kind: 'golden',
+    file: `${prefix}${r.file}`,
+    case: r.case,
+    quantity: r.quantity,
+    op: r.op,
+    verdict: unsupported ? 'skip' : r.verdict,
+    maxAbs: num(r.maxAbs),
+    maxRel: num(r.maxRel),
+    compared: r.compared,
+    masked: r.masked,
+    failures: r.failures,
+    tolerance: r.tolerance === '' ? null : r.tolerance.replace(/\b(\d+(?:\.\d+)?)e([+-]?\d+)\b/g, (_m, a: string, b: string) => `${Number(a)}e${b}`),
+    reason: r.reason === '' ? null : r.reason,
+    detail: unsupported ? r.detail.slice(`${OpUnsupported.name}: `.length) : r.detail,
+  };
+}
+
+async function builtinImpl(which: 'reference' | 'spec', backend: string | undefined): Promise<{ impl: DiffusionOps; backend?: string }> {
+  if (which === 'spec') {
+    const { createSpecOps } = await import('../conformance/impl/spec.ts');
+    return { impl: createSpecOps() };
+  }
+  const report = await initBackend(backend ? { name: backend } : {});
+  const { referenceOps } = await import('../conformance/impl/reference.ts');
+  return { impl: referenceOps(), backend: report.chosen };
+}
+
+/**
+ * Run the check and return the report (the table and the exit code are {@link checkCommand}'s business).
+ *
+ * @throws {@link UsageError} for a missing golden folder or an implementation that cannot be started
+ * @throws FormatError for a malformed golden file (naming the file and the field)
+ */
+export async function runCheck(opts: CheckOptions = {}): Promise<Report> {
+  const t0 = Date.now();
+  const startedAt = new Date(t0).toISOString();
+  const goldenRoot = resolve(opts.golden ?? DEFAULT_GOLDEN);
+  const runGolden = opts.goldenCases ?? true;
+  const runTheLaws = opts.laws ?? true;
+  if (runGolden && (!existsSync(goldenRoot) || !statSync(goldenRoot).isDirectory())) {
+    throw new UsageError(`--golden ${opts.golden ?? goldenRoot}: not a directory`);
+  }
+  const only = opts.only && opts.only.length > 0 ? (f: string) => opts.only!.some((s) => f.includes(s)) : undefined;
+
+  // Read every golden file before starting anything: a malformed file stops the run here, naming file and field.
+  const sets = runGolden
+    ? goldenFolders(goldenRoot).map((dir) => {
+        const rel = relative(goldenRoot, dir);
+        return { prefix: rel === '' ? '' : `${rel}/`, set: loadGolden(dir, { only }) };
+      })
+    : [];
+  if (runGolden && sets.length === 0) throw new UsageError(`--golden ${opts.golden ?? goldenRoot}: no files there`);
+
+  let impl: DiffusionOps;
+  let backend: string | undefined;
+  let stdio: StdioOps | undefined;
+  if (opts.impl !== undefined) {
+    try {
+      stdio = await connectStdio(opts.impl, { timeoutS: opts.timeoutS });
+    } catch (e) {
+      if (e instanceof ImplError) throw new UsageError(e.message);
+      throw e;
+    }
+    impl = stdio;
+  } else {
+    ({ impl, backend } = await builtinImpl(opts.builtin ?? 'reference', opts.backend));
+  }
+
+  const rows: ReportRow[] = [];
+  const add = (r: ReportRow): void => {
+    rows.push(r);
+    opts.onRow?.(r);
+  };
+  const skippedFiles: SkippedFile[] = [];
+  const files: string[] = [];
+  try {
+    for (const { prefix, set } of sets) {
+      for (const s of set.skipped) {
+        if (s.case === undefined && s.quantity === undefined) skippedFiles.push({ file: `${prefix}${s.file}`, reason: s.reason });
+        else for (const r of skippedRows([s])) add(goldenRow(r, prefix));
+      }
+      const byFile = new Map<string, typeof set.cases>();
+      for (const c of set.cases) byFile.set(c.file, [...(byFile.get(c.file) ?? []), c]);
+      for (const [file, cases] of byFile) {
+        files.push(`${prefix}${file}`);
+        opts.onStage?.(`${prefix}${file} (${cases.length} cases)`);
+        await replay(cases, impl, (r) => add(goldenRow(r, prefix)));
+      }
+    }
+    if (runTheLaws) {
+      opts.onStage?.(LAWS_FILE);
+      await runLaws(impl, { arith: opts.impl === undefined && opts.builtin === 'spec' ? 'float64' : 'float32', seed: opts.seed, onRow: add });
+    }
+  } finally {
+    await stdio?.close();
+  }
+
+  const t = totals(rows);
+  const operations = stdio ? [...stdio.supported] : OP_NAMES.filter((op) => typeof impl[op] === 'function');
+  return {
+    tool: 'ddpm-spec check',
+    implementation: {
+      name: impl.name,
+      ...(stdio ? { command: stdio.command } : {}),
+      ...(stdio?.notes ? { notes: stdio.notes } : {}),
+      operations,
+    },
+    ...(backend ? { backend } : {}),
+    golden: runGolden ? { dir: opts.golden ?? relative(process.cwd(), goldenRoot) ?? goldenRoot, files, skipped: skippedFiles } : null,
+    laws: runTheLaws,
+    rows,
+    totals: t,
+    ok: passed(t),
+    startedAt,
+    seconds: (Date.now() - t0) / 1000,
+  };
+}
+
+/** Options of the command line. */
+interface CliOptions {
+  golden?: string;
+  impl?: string;
+  builtin?: string;
+  backend?: string;
+  json?: string;
+  laws: boolean;
+  goldenCases: boolean;
+  only?: string[];
+  failures?: boolean;
+  timeout?: string;
+  seed?: string;
+  color?: boolean;
+}
+
+const positive = (name: string, v: string | undefined): number | undefined => {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!(x > 0) || !Number.isFinite(x)) throw new UsageError(`${name} must be a positive number of seconds, got ${JSON.stringify(v)}`);
+  return x;
+};
+
+/** Run `check` as the command line does: print the table, write the JSON, return the exit code. */
+export async function checkCommand(o: CliOptions, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
+  if (o.builtin !== undefined && o.builtin !== 'reference' && o.builtin !== 'spec') throw new UsageError(`--builtin must be reference or spec, got ${JSON.stringify(o.builtin)}`);
+  if (o.impl !== undefined && o.builtin !== undefined) throw new UsageError('--impl and --builtin exclude each other: --impl checks another implementation, --builtin one of ours');
+  if (!o.laws && !o.goldenCases) throw new UsageError('--no-laws and --no-golden together leave nothing to check');
+  const seed = o.seed === undefined ? undefined : Number(o.seed);
+  if (seed !== undefined && !Number.isSafeInteger(seed)) throw new UsageError(`--seed must be an integer, got ${JSON.stringify(o.seed)}`);
+  const tty = err.isTTY === true;
+  let stage = '';
+  let n = 0;
+  const progress = (): void => {
+    if (tty) err.write(`\r\u001b[2Kchecking ${stage}: ${n} rows`);
+  };
+  const report = await runCheck({
+    golden: o.golden,
+    impl: o.impl,
+    builtin: o.builtin as CheckOptions['builtin'],
+    backend: o.backend,
+    laws: o.laws,
+    goldenCases: o.goldenCases,
+    only: o.only,
+    timeoutS: positive('--timeout', o.timeout),
+    seed,
+    onStage: (s) => {
+      stage = s;
+      progress();
+    },
+    onRow: () => {
+      n++;
+      if (n % 25 === 0) progress();
+    },
+  });
+  if (tty) err.write('\r\u001b[2K');
+  const color = o.color !== false && (out as NodeJS.WriteStream).isTTY === true && !process.env.NO_COLOR;
+  out.write(formatTable(report, { color, failuresOnly: o.failures }));
+  if (o.json) {
+    writeReportJson(o.json, report);
+    out.write(`report written to ${o.json}\n`);
+  }
+  return report.ok ? 0 : 1;
+}
+
+export function registerCheck(program: Command, code: ExitCode): void {
   program
     .command('check')
-    .description('validate an implementation against the spec and the golden data (not implemented yet)')
-    .allowUnknownOption()
-    .action(() => {
-      throw new UsageError('`ddpm-spec check` is not implemented yet');
+    .description('validate a DDPM implementation against the golden data of the reference code and the laws of the spec')
+    .option('--golden <dir>', 'folder of golden files in the golden/upstream formats (default: the package\'s golden/, every sub-folder)')
+    .option('--impl <command>', 'check the implementation this command starts: it speaks the protocol of docs/conformance.md on stdin/stdout')
+    .option('--builtin <name>', 'check one of ours instead: reference (tfjs, float32; the default) or spec (float64)')
+    .option('--backend <name>', 'tfjs backend for the built-in reference: tensorflow, webgpu, wasm or cpu (default: automatic, or DDPM_BACKEND)')
+    .option('--json <file>', 'also write the full report as JSON to this file (atomically)')
+    .option('--no-laws', 'skip the laws of the spec')
+    .option('--no-golden', 'skip the golden cases (run only the laws)')
+    .option('--only <names...>', 'only golden files whose name contains one of these strings')
+    .option('--failures', 'print only the rows that failed (and the summary)')
+    .option('--timeout <seconds>', 'seconds to wait for one answer of --impl (default 120)')
+    .option('--seed <int>', 'seed of the laws\' random inputs (default 0)')
+    .option('--no-color', 'no colours in the table')
+    .action(async (opts: Omit<CliOptions, 'goldenCases' | 'golden'> & { golden?: string | boolean }) => {
+      // commander maps --golden <dir> and --no-golden onto one key: a string is the folder, false means "skip".
+      const golden = typeof opts.golden === 'string' ? opts.golden : undefined;
+      const goldenCases = opts.golden !== false;
+      code.value = await checkCommand({ ...opts, golden, goldenCases });
     });
 }

@@ -59,6 +59,12 @@ export const DiffusionArgsWire = z.object({
   model_var_type: ModelVarType.optional(),
   rescale_timesteps: z.boolean().optional().describe('hand t·1000/T to the model instead of t'),
   timestep_map: z.array(z.number().int().nonnegative()).optional().describe('respaced diffusion: the original timestep handed to the model for each respaced index'),
+  original_num_timesteps: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe('respaced diffusion with rescale_timesteps: the model sees timestep_map[t]·1000/original_num_timesteps (improved-diffusion\'s _WrappedModel)'),
 });
 
 const WithModel = DiffusionArgsWire.extend({ clip_denoised: z.boolean(), model: ModelKind });
@@ -139,7 +145,7 @@ export const OP_WIRE: Record<OpName, OpWire> = {
     optionalOutputs: ['terms.*', 'grads.*.W', 'grads.*.bias', 'grads.*.tw'],
   }),
   calc_bpd_loop: w({
-    doc: "improved-diffusion's calc_bpd_loop with the q_sample noise of each step given in loop order t = T−1 … 0",
+    doc: "improved-diffusion's calc_bpd_loop with the q_sample noise of each step given in loop order t = T−1 … 0; vb, xstart_mse and mse are [B, T] with column t for timestep t (improved itself stacks them in loop order: reverse its columns)",
     params: ['args', 'model', 'x_start', 'noise_per_step_in_loop_order'],
     argTensors: ['betas'],
     args: WithModel,

@@ -24,10 +24,21 @@ export const ReportRow = z.object({
   case: z.string(),
   /** The compared output (`mean`, `terms.vb`, `grads.loss.W`…), or the law's id. */
   quantity: z.string(),
-  maxAbs: z.number().nullable(),
-  maxRel: z.number().nullable(),
-  tolerance: z.object({ rtol: z.number(), atol: z.number(), reason: z.string() }).nullable(),
+  /** The operation the case calls. */
+  op: z.string().optional(),
   verdict: Verdict,
+  /** Largest |actual − expected| over the compared elements (null: nothing compared, or a non-finite mismatch only). */
+  maxAbs: z.number().nullable(),
+  /** Largest |Δ|/|expected| over the compared elements with expected ≠ 0. */
+  maxRel: z.number().nullable(),
+  /** Elements compared, masked out, and outside the bound. */
+  compared: z.number().int().optional(),
+  masked: z.number().int().optional(),
+  failures: z.number().int().optional(),
+  /** `rtol 1e-05, atol 1e-06`, or a per-element formula. */
+  tolerance: z.string().nullable(),
+  /** Why this tolerance (and any mask). */
+  reason: z.string().nullable(),
   /** The worst element, the error message, or why the row was skipped. */
   detail: z.string().optional(),
 });
@@ -88,109 +99,140 @@ export function writeReportJson(path: string, report: Report): void {
 // ---------------------------------------------------------------------------------------------------------
 
 export interface TableOptions {
-  /** Colour the verdicts (default: when stdout is a terminal and NO_COLOR is unset). */
+  /** Colour the verdicts. */
   color?: boolean;
   /** Print only rows that failed or errored (and the summary). */
   failuresOnly?: boolean;
-  /** Widest case column (default 44). */
-  caseWidth?: number;
 }
 
+/** Two significant digits: plain between 0.01 and 10⁵, else with an exponent. */
 const short = (x: number | null): string => {
-  if (x === null) return '—';
-  if (Number.isNaN(x)) return 'non-finite';
+  if (x === null) return '';
   if (x === 0) return '0';
+  if (Math.abs(x) >= 0.01 && Math.abs(x) < 1e5) return String(Number(x.toPrecision(2)));
   return x.toExponential(1).replace('e-', 'e−');
 };
-const tolText = (t: ReportRow['tolerance']): string => {
-  if (t === null) return '—';
-  const n = (v: number): string => (v === 0 ? '0' : v >= 1e-3 && v < 1e3 ? String(Number(v.toPrecision(3))) : v.toExponential(0).replace('e-', 'e−'));
-  return `rtol ${n(t.rtol)} atol ${n(t.atol)}`;
-};
-const clip = (s: string, w: number): string => (s.length <= w ? s : `${s.slice(0, w - 1)}…`);
 
 const COLORS: Record<Verdict, string> = { pass: '\u001b[32m', fail: '\u001b[31;1m', error: '\u001b[35;1m', skip: '\u001b[33m' };
 const WORDS: Record<Verdict, string> = { pass: 'pass', fail: 'FAIL', error: 'ERROR', skip: 'skip' };
 
 /**
- * The report as a table: rows grouped by file, a numbered list of the tolerance reasons, the failures again
- * with their worst element, the skipped files and operations, and the totals.
+ * What failed, in a few lines: one line per operation and quantity (or law) that failed or errored anywhere,
+ * with how many of its rows failed, the largest |Δ| among them, and the files.
+ */
+export function failureSummary(rows: readonly ReportRow[], paint: (v: Verdict, s: string) => string = (_v, s) => s): string[] {
+  const groups = new Map<string, { bad: ReportRow[]; all: number; verdict: Verdict }>();
+  for (const r of rows) {
+    if (r.verdict === 'skip') continue;
+    const key = r.kind === 'law' ? `law ${r.quantity}` : `${r.op ?? '?'} › ${r.quantity}`;
+    const g = groups.get(key) ?? { bad: [], all: 0, verdict: 'pass' as Verdict };
+    g.all++;
+    if (r.verdict === 'fail' || r.verdict === 'error') {
+      g.bad.push(r);
+      if (g.verdict !== 'error') g.verdict = r.verdict;
+    }
+    groups.set(key, g);
+  }
+  const failing = [...groups.entries()].filter(([, g]) => g.bad.length > 0);
+  const keyW = Math.max(...failing.map(([k]) => k.length));
+  const lines = [paint('fail', 'what failed (operation › quantity: failing checks of all, largest |Δ|, files)')];
+  for (const [key, g] of failing) {
+    const worst = Math.max(...g.bad.map((r) => r.maxAbs ?? 0));
+    const files = [...new Set(g.bad.map((r) => r.file.split('/').pop()))].join(', ');
+    const size = g.bad.some((r) => r.maxAbs !== null) ? `max |Δ| ${short(worst)}` : g.verdict === 'error' ? 'raised an error' : '';
+    lines.push(`  ${paint(g.verdict, key.padEnd(keyW))}  ${String(g.bad.length).padStart(3)} of ${String(g.all).padEnd(3)}  ${size.padEnd(16)}  ${files}`);
+  }
+  return lines;
+}
+
+/**
+ * The report as a table. Rows are grouped by file, then by case (the case on its own line, its quantities
+ * under it): verdict, quantity, max |Δ|, max rel, tolerance with a numbered reference to its reason. Then the
+ * reasons, the failures again with their worst element, what was skipped (grouped by reason), and the totals.
  */
 export function formatTable(report: Report, opts: TableOptions = {}): string {
   const color = opts.color ?? false;
   const paint = (v: Verdict, s: string): string => (color ? `${COLORS[v]}${s}\u001b[0m` : s);
-  const caseW = opts.caseWidth ?? 44;
-  const rows = opts.failuresOnly ? report.rows.filter((r) => r.verdict === 'fail' || r.verdict === 'error') : report.rows;
+  const shown = report.rows.filter((r) => (opts.failuresOnly ? r.verdict === 'fail' || r.verdict === 'error' : r.verdict !== 'skip'));
 
   const reasons = new Map<string, number>();
-  const reasonRef = (t: ReportRow['tolerance']): string => {
-    if (t === null) return '';
-    let n = reasons.get(t.reason);
-    if (n === undefined) reasons.set(t.reason, (n = reasons.size + 1));
-    return `[${n}]`;
+  const reasonRef = (reason: string | null): string => {
+    if (reason === null || reason === '') return '';
+    let n = reasons.get(reason);
+    if (n === undefined) reasons.set(reason, (n = reasons.size + 1));
+    return ` [${n}]`;
   };
-
-  const cells = rows.map((r) => ({
+  const cells = shown.map((r) => ({
     r,
-    c: [clip(r.case, caseW), r.quantity, short(r.maxAbs), short(r.maxRel), r.tolerance ? `${tolText(r.tolerance)} ${reasonRef(r.tolerance)}` : '—'],
+    c: [WORDS[r.verdict], r.quantity, r.verdict === 'error' ? '' : short(r.maxAbs), r.verdict === 'error' ? '' : short(r.maxRel), r.tolerance ? `${r.tolerance}${reasonRef(r.reason)}` : ''],
   }));
-  const heads = ['case', 'quantity', 'max |Δ|', 'max rel', 'tolerance'];
+  const heads = ['verdict', 'quantity', 'max |Δ|', 'max rel', 'tolerance [reason]'];
   const widths = heads.map((h, i) => Math.max(h.length, ...cells.map((x) => x.c[i].length)));
+  widths[1] = Math.min(widths[1], 48);
   const right = [false, false, true, true, false];
-  const line = (c: string[]): string => c.map((s, i) => (right[i] ? s.padStart(widths[i]) : s.padEnd(widths[i]))).join('  ').trimEnd();
+  const pad = (s: string, i: number): string => (right[i] ? s.padStart(widths[i]) : s.padEnd(widths[i]));
+  const line = (c: string[], v?: Verdict): string =>
+    c
+      .map((s, i) => (i === 0 && v ? paint(v, pad(s, 0)) : pad(s, i)))
+      .join('  ')
+      .trimEnd();
 
   const out: string[] = [];
   const impl = report.implementation;
   out.push(`ddpm-spec check: ${impl.name}${report.backend ? ` on the ${report.backend} backend` : ''}`);
   if (impl.command) out.push(`  command: ${impl.command}`);
   if (impl.notes) out.push(`  notes: ${impl.notes}`);
-  if (report.golden) out.push(`  golden data: ${report.golden.dir} (${report.golden.files.length} files run, ${report.golden.skipped.length} skipped)`);
+  if (report.golden) out.push(`  golden data: ${report.golden.dir} (${report.golden.files.length} files replayed, ${report.golden.skipped.length} skipped)`);
   out.push(`  laws of the spec: ${report.laws ? 'run' : 'not run'}`);
-  out.push('');
 
   let lastFile = '';
+  let lastCase = '';
   for (const { r, c } of cells) {
     if (r.file !== lastFile) {
-      if (lastFile !== '') out.push('');
-      out.push(`${r.kind === 'law' ? 'laws' : r.file}`);
-      out.push(`  ${'verdict'.padEnd(7)}  ${line(heads)}`);
+      out.push('', r.file, `    ${line(heads)}`);
       lastFile = r.file;
+      lastCase = '';
     }
-    out.push(`  ${paint(r.verdict, WORDS[r.verdict].padEnd(7))}  ${line(c)}`);
+    if (r.kind === 'golden' && r.case !== lastCase) {
+      out.push(`  ${r.case}`);
+      lastCase = r.case;
+    }
+    if (r.kind === 'law') out.push(`  ${r.case}`);
+    out.push(`    ${line(c, r.verdict)}`);
   }
-  if (rows.length === 0 && opts.failuresOnly) out.push('(no failures)');
+  if (shown.length === 0 && opts.failuresOnly) out.push('', '(no failures)');
 
   if (reasons.size > 0) {
-    out.push('', 'tolerances used');
+    out.push('', 'tolerances: |actual − expected| ≤ atol + rtol·|expected| element-wise, for these reasons');
     for (const [reason, n] of reasons) out.push(`  [${n}] ${reason}`);
   }
 
   const bad = report.rows.filter((r) => r.verdict === 'fail' || r.verdict === 'error');
   if (bad.length > 0) {
-    out.push('', `${paint('fail', `failures (${bad.length})`)}`);
+    out.push('', paint('fail', `failures (${bad.length})`));
     for (const r of bad) {
       out.push(`  ${paint(r.verdict, WORDS[r.verdict])}  ${r.file} › ${r.case} › ${r.quantity}`);
-      for (const l of (r.detail ?? '').split('\n')) if (l.trim() !== '') out.push(`         ${l}`);
+      for (const l of (r.detail ?? '').split('\n')) if (l.trim() !== '') out.push(`        ${l}`);
     }
   }
 
   const skippedRows = report.rows.filter((r) => r.verdict === 'skip');
   if (skippedRows.length > 0 || (report.golden && report.golden.skipped.length > 0)) {
     out.push('', 'skipped');
-    for (const s of report.golden?.skipped ?? []) out.push(`  file ${s.file}: ${s.reason}`);
-    // Group skipped rows by reason, so that one missing operation is one line.
-    const byReason = new Map<string, ReportRow[]>();
+    for (const s of report.golden?.skipped ?? []) out.push(`  ${s.file}: ${s.reason}`);
+    // One line per reason and file, so that one missing operation is one line.
+    const groups = new Map<string, ReportRow[]>();
     for (const r of skippedRows) {
-      const k = r.detail ?? 'no reason given';
-      const list = byReason.get(k) ?? [];
-      list.push(r);
-      byReason.set(k, list);
+      const k = `${r.file}\u0000${r.detail ?? 'no reason given'}`;
+      groups.set(k, [...(groups.get(k) ?? []), r]);
     }
-    for (const [reason, list] of byReason) {
-      const files = [...new Set(list.map((r) => r.file))];
-      out.push(`  ${list.length} row${list.length === 1 ? '' : 's'} in ${files.join(', ')}: ${reason}`);
+    for (const [k, list] of groups) {
+      const [file, reason] = k.split('\u0000');
+      out.push(`  ${file}: ${list.length} check${list.length === 1 ? '' : 's'}: ${reason}`);
     }
   }
+
+  if (bad.length > 0) out.push('', ...failureSummary(report.rows, paint));
 
   const t = report.totals;
   out.push('');

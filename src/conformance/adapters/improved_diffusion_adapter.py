@@ -79,7 +79,10 @@ def model(args, inputs, params=None):
             return y + bias.view(1, -1, *extra) + tw.view(1, -1, *extra) * t.float().view(-1, 1, *extra) / 1000
 
     if args.get("timestep_map") is not None:
-        original = int(args.get("original_num_steps") or 1000)
+        original = args.get("original_num_timesteps")
+        if args.get("rescale_timesteps") and original is None:
+            raise ValueError("rescale_timesteps with a timestep_map needs original_num_timesteps (the T the map indexes into)")
+        original = int(original or len(args["timestep_map"]))
         return respace._WrappedModel(m, list(args["timestep_map"]), bool(args.get("rescale_timesteps")), original)
     return m
 
@@ -190,7 +193,8 @@ def calc_bpd_loop(args, i):
     noise = f32(i["noise_per_step_in_loop_order"])
     with given_noise(list(noise)):
         r = diffusion(args, i).calc_bpd_loop(model(args, i), f32(i["x_start"]), clip_denoised=args["clip_denoised"])
-    return {k: out(v) for k, v in r.items()}
+    # calc_bpd_loop stacks one column per loop step (t = T-1 first); the operation answers column t for timestep t.
+    return {k: out(v.flip(1) if v.dim() == 2 else v) for k, v in r.items()}
 
 
 def timestep_embedding(args, i):

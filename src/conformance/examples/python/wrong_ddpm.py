@@ -67,6 +67,8 @@ def schedule(args, inputs):
 
 
 def make_buffers(betas):
+    if not (np.all(betas > 0) and np.all(betas <= 1)):
+        raise ValueError("betas must lie in (0, 1]")
     alphas = 1.0 - betas
     ac = np.cumprod(alphas)
     ac_prev = np.append(1.0, ac[:-1])
@@ -181,7 +183,9 @@ def model_fn(args, inputs, T, params=None):
     def f(x, t):
         tm = np.asarray(tmap, dtype=np.float64)[t.astype(np.int64)] if tmap is not None else t.astype(np.float64)
         if args.get("rescale_timesteps"):
-            tm = tm * (1000.0 / (len(tmap) if tmap is not None else T))
+            if tmap is not None and "original_num_timesteps" not in args:
+                raise ValueError("rescale_timesteps with a timestep_map needs original_num_timesteps")
+            tm = tm * (1000.0 / (args["original_num_timesteps"] if tmap is not None else T))
         extra = (1,) * (x.ndim - 2)
         out = np.einsum("oi,bi...->bo...", W, x)
         return out + bias.reshape((1, -1) + extra) + tw.reshape((1, -1) + extra) * tm.reshape((-1, 1) + extra) / 1000.0
@@ -237,19 +241,24 @@ def normal_kl_(m1, lv1, m2, lv2):
 
 
 def cdf_(x):
+    """The reference code's tanh approximation of the standard normal CDF (in the dtype of x)."""
     return 0.5 * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
 def discretized_ll_(x, means, log_scales):
+    """log P(x's bin) in nats, computed in float32 like the reference: in the tails the bin probability is a float32
+    difference of nearly equal CDFs, and a float64 version differs there by up to 11 nats (golden README)."""
+    f = np.float32
+    x, means, log_scales = (np.asarray(a, dtype=f) for a in (x, means, log_scales))
     c = x - means
     inv = np.exp(-log_scales)
-    cdf_plus = cdf_(inv * (c + 1.0 / 255.0))
-    cdf_min = cdf_(inv * (c - 1.0 / 255.0))
+    cdf_plus = cdf_(inv * (c + f(1.0 / 255.0))).astype(f)
+    cdf_min = cdf_(inv * (c - f(1.0 / 255.0))).astype(f)
     with np.errstate(divide="ignore"):
-        log_cdf_plus = np.log(np.maximum(cdf_plus, 1e-12))
-        log_one_minus_cdf_min = np.log(np.maximum(1.0 - cdf_min, 1e-12))
-        log_delta = np.log(np.maximum(cdf_plus - cdf_min, 1e-12))
-    return np.where(x < -EDGE, log_cdf_plus, np.where(x > EDGE, log_one_minus_cdf_min, log_delta))
+        log_cdf_plus = np.log(np.maximum(cdf_plus, f(1e-12)))
+        log_one_minus_cdf_min = np.log(np.maximum(f(1.0) - cdf_min, f(1e-12)))
+        log_delta = np.log(np.maximum(cdf_plus - cdf_min, f(1e-12)))
+    return np.where(x < -EDGE, log_cdf_plus, np.where(x > EDGE, log_one_minus_cdf_min, log_delta)).astype(np.float64)
 
 
 def normal_kl(args, i):
@@ -274,10 +283,10 @@ def vb_terms_bits(args, B, model, x0, xt, t, clip):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# training losses (gradients by central differences in float64) and the bits/dim loop
+# training losses and the bits/dim loop
 # ----------------------------------------------------------------------------------------------------------
 
-def loss_terms(args, i, params, frozen_mean=None):
+def loss_terms(args, i, params):
     B = make_buffers(i["betas"])
     T = len(i["betas"])
     model = model_fn(args, i, T, params)
@@ -292,9 +301,8 @@ def loss_terms(args, i, params, frozen_mean=None):
     out = model(xt, t)
     C = x0.shape[1]
     if vt in ("LEARNED", "LEARNED_RANGE"):
-        # The variance part is learned through the bound only: the mean part enters it as a constant.
-        mean_part = frozen_mean if frozen_mean is not None else out[:, :C]
-        fixed = np.concatenate([mean_part, out[:, C:]], axis=1)
+        # The variance part is learned through the bound only (the reference detaches the mean part there).
+        fixed = out
         terms["vb"] = vb_terms_bits(args, B, lambda *_: fixed, x0, xt, t, False)[0] * (T / 1000.0 if lt == "RESCALED_MSE" else 1)
         out = out[:, :C]
     mt = args.get("model_mean_type", "EPSILON")
@@ -307,31 +315,13 @@ def loss_terms(args, i, params, frozen_mean=None):
 def training_losses(args, i):
     if args["model"] != "tiny":
         raise Unsupported("training_losses needs the TinyModel")
-    params = [i["model.W"].copy(), i["model.bias"].copy(), i["model.tw"].copy()]
-    terms = loss_terms(args, i, params)
-    out = {f"terms.{k}": v for k, v in terms.items()}
     if args.get("grads"):
-        C = i["x_start"].shape[1]
-        frozen = None
-        if args.get("model_var_type") in ("LEARNED", "LEARNED_RANGE") and args["loss_type"] in ("MSE", "RESCALED_MSE"):
-            B = make_buffers(i["betas"])
-            xt = q_sample_(B, i["x_start"], i["t"], i["noise"])
-            frozen = model_fn(args, i, len(i["betas"]), params)(xt, i["t"])[:, :C]
-        grads = {k: [np.zeros_like(p) for p in params] for k in terms}
-        for pi, p in enumerate(params):
-            for idx in np.ndindex(p.shape):
-                h = 1e-6 * max(1.0, abs(p[idx]))
-                saved = p[idx]
-                p[idx] = saved + h
-                up = loss_terms(args, i, params, frozen)
-                p[idx] = saved - h
-                down = loss_terms(args, i, params, frozen)
-                p[idx] = saved
-                for k in terms:
-                    grads[k][pi][idx] = (up[k].sum() - down[k].sum()) / (2 * h)
-        for k, (gW, gb, gt) in grads.items():
-            out[f"grads.{k}.W"], out[f"grads.{k}.bias"], out[f"grads.{k}.tw"] = gW, gb, gt
-    return out
+        # numpy has no automatic differentiation, and central differences in float64 do not reproduce the float32
+        # reference where its discretised likelihood saturates (see docs/conformance.md); the torch adapter
+        # (src/conformance/adapters/improved_diffusion_adapter.py) shows how to answer gradients with autograd.
+        raise Unsupported("this numpy example computes no gradients")
+    params = [i["model.W"], i["model.bias"], i["model.tw"]]
+    return {f"terms.{k}": v for k, v in loss_terms(args, i, params).items()}
 
 
 def calc_bpd_loop(args, i):
