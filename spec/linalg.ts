@@ -323,7 +323,8 @@ export function checkIndexList(fn: string, arg: string, idx: unknown, n: number)
  * $A = LL^\top$. Only the lower triangle of A is read (symmetry is the caller's check: the `Gaussian` schema
  * does it).
  *
- * Throws `cholesky: A is not positive definite …` naming the first pivot that is not positive.
+ * Throws `cholesky: A is not positive definite …` naming the first pivot that is not above n·ε·|A_jj| (a matrix
+ * whose pivot is at the rounding level is singular to working precision: its condition number exceeds ~1/(nε)).
  *
  * @see property `linalg.cholesky.reconstructs`
  */
@@ -333,8 +334,11 @@ export function cholesky(A: Matrix): number[][] {
   for (let j = 0; j < n; j++) {
     let s = A[j][j];
     for (let k = 0; k < j; k++) s -= L[j][k] * L[j][k];
-    if (!(s > 0) || !Number.isFinite(s)) {
-      fail('cholesky', `A is not positive definite: pivot ${j} is ${s} (must be > 0)`);
+    // A pivot at the rounding level of its diagonal entry means A is singular to working precision (an exactly
+    // singular PSD matrix leaves a pivot of ±n·ε·A_jj): reject it rather than return a meaningless factor.
+    const floor = n * Number.EPSILON * Math.abs(A[j][j]);
+    if (!(s > floor) || !Number.isFinite(s)) {
+      fail('cholesky', `A is not positive definite: pivot ${j} is ${s} (must be > ${floor > 0 ? `n·ε·|A[${j}][${j}]| = ${floor.toExponential(2)}` : '0'})`);
     }
     const d = Math.sqrt(s);
     L[j][j] = d;
