@@ -104,7 +104,7 @@ describe('6.3 The UNet: layers against their definitions', () => {
     const [y, dx] = tf.tidy(() => {
       const xt = tf.tensor4d(x, [n, h, w, c]);
       const gt = tf.tensor4d(g, [n, 2 * h, 2 * w, c]);
-      const f = (v: tf.Tensor4D): tf.Scalar => upsampleNearest2x(v).mul(gt).sum();
+      const f = (v: tf.Tensor): tf.Tensor => upsampleNearest2x(v as tf.Tensor4D).mul(gt).sum();
       return [upsampleNearest2x(xt), tf.grad(f)(xt)];
     });
     const yv = await y.data();

@@ -20,7 +20,7 @@ beforeAll(() => {
   config = m.config;
   params = m.params;
   expect(m.config).toEqual(m.ioConfig); // the two files describe the same model
-  tf.keep(Object.values(params));
+  for (const p of Object.values(params)) tf.keep(p);
 });
 afterAll(() => disposeParams(params));
 

@@ -23,7 +23,7 @@ beforeAll(() => {
   const m = loadGoldenModel();
   config = m.config;
   params = m.params;
-  tf.keep(Object.values(params));
+  for (const p of Object.values(params)) tf.keep(p);
   expect(config).toEqual(m.ioConfig);
 });
 afterAll(() => disposeParams(params));
@@ -34,10 +34,16 @@ function noiseRun(i: number): number {
 }
 
 /**
- * Replay run `r` step by step: step i gets the reference's own x_{t} (x_T or trajectory[i−1]) and its noise[i],
- * and must return trajectory[i] and pred_xstart[i].
+ * Replay run `r` step by step: step i gets the reference's own x_t (x_T for i = 0, trajectory[i−1] after) and
+ * its noise[i], at t = T−1−i, and must return trajectory[i] and pred_xstart[i]. The steps do not depend on each
+ * other's results, so all T steps of both images run as one batch of T·2 examples with per-example timesteps
+ * (one UNet call per run: cheap enough for the slow backends).
  */
-async function replay(r: number, step: (d: GaussianDiffusion, x: tf.Tensor, t: number, noise: tf.Tensor) => { sample: tf.Tensor; predXstart: tf.Tensor }, varType: 'FIXED_LARGE' | 'FIXED_SMALL'): Promise<number> {
+async function replay(
+  r: number,
+  step: (d: GaussianDiffusion, x: tf.Tensor, t: number[], noise: tf.Tensor) => { sample: tf.Tensor; predXstart: tf.Tensor },
+  varType: 'FIXED_LARGE' | 'FIXED_SMALL',
+): Promise<number> {
   const T = args.num_diffusion_timesteps;
   const betas = hoBetaSchedule(args.beta_schedule, args.beta_start, args.beta_end, T);
   const d = new GaussianDiffusion({ betas, modelMeanType: 'EPSILON', modelVarType: varType });
@@ -45,19 +51,27 @@ async function replay(r: number, step: (d: GaussianDiffusion, x: tf.Tensor, t: n
   const pred = tensorAt(root, `runs.${r}.pred_xstart`, SAMPLING_FILE);
   const noise = tensorAt(root, `runs.${noiseRun(r)}.noise`, SAMPLING_FILE);
   const xT = tensorAt(root, 'x_T', SAMPLING_FILE);
+  const [B, ...img] = xT.shape;
   const per = xT.shape.reduce((a, b) => a * b, 1);
-  const slice = (t: { data: Float64Array }, i: number) => ({ shape: xT.shape, data: t.data.subarray(i * per, (i + 1) * per) });
+  // Inputs of steps 0 … T−1 stacked: [x_T, trajectory[0], …, trajectory[T−2]] → [T·B, C, H, W].
+  const inputs = new Float64Array(T * per);
+  inputs.set(xT.data, 0);
+  inputs.set(traj.data.subarray(0, (T - 1) * per), per);
+  const ts = Array.from({ length: T * B }, (_, k) => T - 1 - Math.floor(k / B));
+  const x = nhwc({ shape: [T * B, ...img], data: inputs });
+  const z = nhwc({ shape: [T * B, ...img], data: noise.data });
   try {
+    const out = step(d, x, ts, z);
+    const [sample, predX] = [await nchwData(out.sample), await nchwData(out.predXstart)];
+    tf.dispose([out.sample, out.predXstart]);
     for (let i = 0; i < T; i++) {
-      const x = nhwc(i === 0 ? xT : slice(traj, i - 1));
-      const z = nhwc(slice(noise, i));
-      const out = step(d, x, T - 1 - i, z);
       const what = `run ${r} (${runs[r].impl}), loop step ${i}, t = ${T - 1 - i}`;
-      expect(await nchwData(out.sample)).toBeCloseWithin(slice(traj, i).data, STEP, { shape: xT.shape, what: `${what}: sample` });
-      expect(await nchwData(out.predXstart)).toBeCloseWithin(slice(pred, i).data, STEP, { shape: xT.shape, what: `${what}: pred_xstart` });
-      tf.dispose([x, z, out.sample, out.predXstart]);
+      const part = (a: ArrayLike<number> & { subarray(a: number, b: number): ArrayLike<number> }) => a.subarray(i * per, (i + 1) * per);
+      expect(part(sample)).toBeCloseWithin(part(traj.data), STEP, { shape: xT.shape, what: `${what}: sample` });
+      expect(part(predX)).toBeCloseWithin(part(pred.data), STEP, { shape: xT.shape, what: `${what}: pred_xstart` });
     }
   } finally {
+    tf.dispose([x, z]);
     d.dispose();
   }
   return T;
@@ -79,8 +93,7 @@ describe('6.7 Sampling with the UNet against the reference loops (golden samplin
     it(`reproduces every ancestral step with ${varType === 'FIXED_LARGE' ? 'β_t (fixedlarge)' : 'β̃_t (fixedsmall)'} as the reverse variance  [unet.sampling.ancestral${varType === 'FIXED_LARGE' ? 'Large' : 'Small'}Golden]`, async () => {
       expect(runs[r].model_var_type).toBe(varType === 'FIXED_LARGE' ? 'fixedlarge' : 'fixedsmall');
       const model = unetDenoiser(config, params);
-      const B = 2;
-      const n = await replay(r, (d, x, t, z) => pSample(d, model, x, new Array<number>(B).fill(t), z, { clipDenoised: true }), varType);
+      const n = await replay(r, (d, x, t, z) => pSample(d, model, x, t, z, { clipDenoised: true }), varType);
       expect(n).toBe(10);
     });
   }
@@ -89,7 +102,7 @@ describe('6.7 Sampling with the UNet against the reference loops (golden samplin
     it(`reproduces every DDIM step with η = ${runs[r].eta}  [unet.sampling.ddimEta${runs[r].eta}Golden]`, async () => {
       const model = unetDenoiser(config, params);
       const eta = runs[r].eta!;
-      await replay(r, (d, x, t, z) => ddimSample(d, model, x, [t, t], z, { clipDenoised: true, eta }), 'FIXED_LARGE');
+      await replay(r, (d, x, t, z) => ddimSample(d, model, x, t, z, { clipDenoised: true, eta }), 'FIXED_LARGE');
     });
   }
 });
