@@ -34,7 +34,7 @@ export function lawRow(r: LawResult): ReportRow {
     compared: r.comparisons,
     tolerance: tol ? `rtol ${fmt(tol.rtol)}, atol ${fmt(tol.atol)} (on the size of the terms)` : null,
     reason: tol?.reason ?? null,
-    detail: r.detail,
+    detail: unsupported ? r.detail.slice(`${OpUnsupported.name}: `.length) : r.detail,
   };
 }
 

@@ -108,9 +108,13 @@ def given_noise(draws):
 
 
 def schedule(args, inputs):
-    if args["family"] != "improved":
-        raise Unsupported("improved-diffusion has only the 'improved' schedules (linear scaled by 1000/T, cosine)")
     name, T = args["name"], int(args["T"])
+    if args["family"] == "ho" and name == "linear":
+        # Glue, not improved's code: Ho's linear schedule with explicit endpoints is np.linspace(start, end, T),
+        # which is how the golden data built the betas it handed to GaussianDiffusion for its Ho-schedule runs.
+        return {"betas": np.linspace(args["beta_start"], args["beta_end"], T, dtype=np.float64)}
+    if args["family"] != "improved":
+        raise Unsupported("improved-diffusion has only its named schedules (linear scaled by 1000/T, cosine); of Ho's, this adapter makes 'linear' only")
     if name == "cosine" and args.get("max_beta") is not None:
         # improved's own betas_for_alpha_bar with the cosine ᾱ of get_named_beta_schedule and another cap
         alpha_bar = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
