@@ -65,6 +65,7 @@ export function posteriorMeanCoefficients(s: Schedule, t: number): { x0: number;
 export function posteriorMean(s: Schedule, t: number, x0: ArrayLike<number>, xt: ArrayLike<number>): number[] {
   checkTimestep('posteriorMean', t, 1, s.T);
   checkSameLength('posteriorMean', { x0, xt });
+  if (t === 1) return Array.from(x0); // μ̃_1 = x_0 exactly (not 1·x_0 + 0·x_t, which turns −0 into +0)
   const c = posteriorMeanCoefficients(s, t);
   return axpby(c.x0, x0, c.xt, xt);
 }
