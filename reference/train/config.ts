@@ -118,8 +118,7 @@ export function parseTrainConfig(json: unknown, source: string): TrainConfig {
   if (!r.success) {
     const i = r.error.issues[0];
     const more = r.error.issues.length > 1 ? ` (and ${r.error.issues.length - 1} more problem${r.error.issues.length > 2 ? 's' : ''})` : '';
-    const keys = i.code === 'unrecognized_keys' ? ` ${JSON.stringify((i as { keys: string[] }).keys)}` : '';
-    throw new FormatError(source, i.path.join('.') || '(root)', `${i.message}${keys}${more}`);
+    throw new FormatError(source, i.path.join('.') || '(root)', `${i.message}${more}`);
   }
   return r.data;
 }

@@ -1,0 +1,169 @@
+import { describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TrainConfig } from '../../reference/train/config.ts';
+import { checkCheckpointFits, latestCheckpointDir, readTrainCheckpoint, TRAIN_STATE_FILE } from '../../reference/train/checkpoint.ts';
+import { ToyStream, type BatchSource } from '../../reference/train/data.ts';
+import { LOG_FILE, train, TrainingDivergedError } from '../../reference/train/loop.ts';
+import { createModel } from '../../reference/train/model.ts';
+import { FormatError } from '../../src/formats/errors.ts';
+import { Rng } from '../../src/numeric/rng.ts';
+
+/** A tiny MLP run on two moons: small enough for a few dozen steps in well under a second on any backend. */
+function config(over: Record<string, unknown> = {}): TrainConfig {
+  return TrainConfig.parse({
+    model: { kind: 'mlp', mlp: { in_dim: 2, out_dim: 2, hidden: 16, layers: 2, temb_dim: 8 } },
+    diffusion: { num_diffusion_timesteps: 50, beta_start: 1e-3, beta_end: 0.2 },
+    optim: { lr: 1e-2, warmup: 3, ema_decay: 0.9 },
+    batch_size: 16,
+    checkpoint_every: 5,
+    log_every: 5,
+    seed: 42,
+    ...over,
+  });
+}
+
+const moons = (rng: Rng): BatchSource => new ToyStream('moons', rng);
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'ddpm-train-'));
+}
+
+/** Every tensor of a checkpoint as bytes, for bit-for-bit comparison. */
+function tensorBytes(dir: string): Map<string, string> {
+  const ck = readTrainCheckpoint(dir);
+  return new Map([...ck.tensors].map(([k, t]) => [k, Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64')]));
+}
+
+/** Names of the tensors whose bytes differ between two checkpoints (empty when bit-identical). */
+function differing(a: Map<string, string>, b: Map<string, string>): string[] {
+  const keys = new Set([...a.keys(), ...b.keys()]);
+  return [...keys].filter((k) => a.get(k) !== b.get(k));
+}
+
+async function errorOf(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected an error');
+}
+
+describe('7.5 The training loop and its checkpoints', () => {
+  it('two runs with the same seed on the same backend give bit-identical weights, EMA and optimiser state; another seed does not  [training.loop.deterministic]', async () => {
+    const [a, b, c] = [tmp(), tmp(), tmp()];
+    try {
+      await train({ config: config(), dataName: 'moons', openData: moons, outDir: a, steps: 12 });
+      await train({ config: config(), dataName: 'moons', openData: moons, outDir: b, steps: 12 });
+      await train({ config: config({ seed: 43 }), dataName: 'moons', openData: moons, outDir: c, steps: 12 });
+      const ta = tensorBytes(latestCheckpointDir(a)!);
+      expect(differing(tensorBytes(latestCheckpointDir(b)!), ta)).toEqual([]);
+      expect(tensorBytes(latestCheckpointDir(c)!).get('param/in.weight')).not.toEqual(ta.get('param/in.weight'));
+      expect(readFileSync(join(a, LOG_FILE), 'utf8').split('\n')[0]).toMatch(/^\{"step":5,"loss":/);
+    } finally {
+      for (const d of [a, b, c]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('a run stopped at a checkpoint and resumed ends bit-identical to an uninterrupted run, log included  [training.loop.resumeBitIdentical]', async () => {
+    const [whole, split] = [tmp(), tmp()];
+    try {
+      await train({ config: config(), dataName: 'moons', openData: moons, outDir: whole, steps: 20 });
+      const first = await train({ config: config(), dataName: 'moons', openData: moons, outDir: split, steps: 10 });
+      expect(first.step).toBe(10);
+      const resumed = await train({ dataName: 'moons', openData: moons, outDir: split, steps: 20, resume: true });
+      expect([resumed.startStep, resumed.step]).toEqual([10, 20]);
+      expect(differing(tensorBytes(latestCheckpointDir(split)!), tensorBytes(latestCheckpointDir(whole)!))).toEqual([]);
+      const strip = (s: string): string[] => s.trim().split('\n').map((l) => JSON.stringify({ ...JSON.parse(l), steps_per_s: 0, elapsed_s: 0 }));
+      expect(strip(readFileSync(join(split, LOG_FILE), 'utf8'))).toEqual(strip(readFileSync(join(whole, LOG_FILE), 'utf8')));
+      const st = readTrainCheckpoint(latestCheckpointDir(split)!).state;
+      expect(st.rng).toEqual(readTrainCheckpoint(latestCheckpointDir(whole)!).state.rng);
+    } finally {
+      for (const d of [whole, split]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('a NaN loss stops the run with its step number and leaves the last good checkpoint as the newest  [training.loop.nanStops]', async () => {
+    const dir = tmp();
+    try {
+      let batches = 0;
+      const poisoned = (rng: Rng): BatchSource => {
+        const s = new ToyStream('moons', rng);
+        return Object.assign(Object.create(s) as BatchSource, {
+          next: (n: number) => {
+            const b = s.next(n);
+            if (++batches === 8) b[3] = Number.NaN;
+            return b;
+          },
+        });
+      };
+      const e = await errorOf(train({ config: config(), dataName: 'moons', openData: poisoned, outDir: dir, steps: 20 }));
+      expect(e).toBeInstanceOf(TrainingDivergedError);
+      expect(e.message).toBe(`training stopped at step 8: the loss is NaN; the last good checkpoint is ${join(dir, 'ckpt-00000005')}`);
+      expect(readlinkSync(join(dir, 'checkpoint'))).toBe('ckpt-00000005');
+      expect(readdirSync(dir).filter((f) => f.startsWith('ckpt-') || f.startsWith('.'))).toEqual(['ckpt-00000005']);
+      expect(readTrainCheckpoint(latestCheckpointDir(dir)!).state.step).toBe(5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('resuming with a checkpoint of another model shape is refused, naming the file and every tensor that does not fit  [training.checkpoint.otherModel]', async () => {
+    const dir = tmp();
+    try {
+      await train({ config: config(), dataName: 'moons', openData: moons, outDir: dir, steps: 5 });
+      const ck = readTrainCheckpoint(latestCheckpointDir(dir)!);
+      const bigger = config({ model: { kind: 'mlp', mlp: { in_dim: 2, out_dim: 2, hidden: 32, layers: 2, temb_dim: 8 } } });
+      const model = createModel(bigger.model, new Rng(0));
+      try {
+        const e = (() => {
+          try {
+            checkCheckpointFits(ck, model);
+          } catch (x) {
+            return x as FormatError;
+          }
+          throw new Error('expected a mismatch');
+        })();
+        expect(e).toBeInstanceOf(FormatError);
+        expect(e.file).toBe(join(ck.dir, TRAIN_STATE_FILE));
+        expect(e.field).toBe('param/in.weight');
+        expect(e.message).toContain('param/in.weight: shape [2,16] in the checkpoint, the model expects [2,32]');
+        expect(e.message).toContain('belongs to another model');
+      } finally {
+        model.dispose();
+      }
+      // Through the loop: a configuration that disagrees with the checkpoint's model is named before any work.
+      const e2 = await errorOf(train({ config: bigger, dataName: 'moons', openData: moons, outDir: dir, steps: 10, resume: true }));
+      expect(e2).toBeInstanceOf(FormatError);
+      expect((e2 as FormatError).field).toBe('model');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an unwritable output directory or a corrupt checkpoint is an error naming it, and no checkpoint is left behind  [training.checkpoint.badInput]', async () => {
+    const dir = tmp();
+    try {
+      const file = join(dir, 'a-file');
+      writeFileSync(file, 'x');
+      const e = await errorOf(train({ config: config(), dataName: 'moons', openData: moons, outDir: join(file, 'out'), steps: 3 }));
+      expect(e).toBeInstanceOf(FormatError);
+      expect(e.message).toBe(`${join(file, 'out')}: cannot create the output directory (ENOTDIR)`);
+      const out = join(dir, 'run');
+      await train({ config: config(), dataName: 'moons', openData: moons, outDir: out, steps: 5 });
+      const st = join(latestCheckpointDir(out)!, TRAIN_STATE_FILE);
+      truncateSync(st, 100);
+      const e2 = await errorOf(train({ dataName: 'moons', openData: moons, outDir: out, steps: 10, resume: true }));
+      expect(e2).toBeInstanceOf(FormatError);
+      expect((e2 as FormatError).file).toBe(st);
+      expect(readdirSync(out).filter((f) => f.startsWith('.'))).toEqual([]);
+      const e3 = await errorOf(train({ dataName: 'moons', openData: moons, outDir: join(dir, 'empty'), steps: 10, resume: true }));
+      expect(e3.message).toContain('nothing to resume');
+      expect(existsSync(join(dir, 'empty', 'checkpoint'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
