@@ -83,5 +83,6 @@ export function compareCheck(actual: Tensor | undefined, c: ResolvedCheck): Omit
   } else {
     detail = 'every element masked';
   }
+  if (compared === 0 && masked > 0) return { ...base, verdict: 'skip', maxAbs: NaN, maxRel: NaN, compared, masked, failures, detail: `every element masked: ${c.mask?.reason}` };
   return { ...base, verdict: failures === 0 ? 'pass' : 'fail', maxAbs, maxRel, compared, masked, failures, detail };
 }

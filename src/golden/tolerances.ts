@@ -36,7 +36,16 @@ export const GOLDEN_TOL = {
   cdf: override({ rtol: 0, atol: 1e-7 }, 'README: the approximate CDF within atol 1e−7 (a float32 ulp near 1 is 6e−8)'),
   /** Discretised log-likelihood, by z = |x − mean|·e^(−log_scale). */
   dgllCore: override({ rtol: 0, atol: 2e-3 }, 'README: where z ≤ 3 a float64 re-computation is within 1e−3 nats of the float32 reference (bin probability is a float32 difference of CDFs); atol 2e−3'),
-  dgllShoulder: override({ rtol: 0, atol: 5e-3 }, 'README: where 3 < z ≤ 4 the float32 CDF difference loses more digits; measured ≤ 4e−3 nats, atol 5e−3'),
+  dgllShoulder: override(
+    { rtol: 0, atol: 8e-3 },
+    'README: where 3 < z ≤ 4 the float32 CDF difference loses more digits: a float64 implementation is within 4e−3 nats; a float32 one quantises its own CDFs too, so |ours − reference| ≤ |ours − exact| + |exact − reference| ≤ 2·4e−3',
+  ),
+  /** Where the t = 0 decoder term is this large (bits/dim), its gradient is set by the float32 CDF ladder. */
+  decoderTrapBits: 16,
+  /** The clamp log(1e−12) = 27.63 nats = 39.86 bits/dim; within 1 bit of it nearly every pixel is clamped (gradient exactly 0). */
+  decoderClampBits: 27.631021 / Math.LN2,
+  decoderTrapGradMask:
+    'README tail trap: the t = 0 decoder term lies between 16 bits/dim (11 nats per dimension on average) and 1 bit below the clamp log(1e−12) (39.86 bits/dim, where the clamp zeroes every gradient), so many pixels lie where float32 quantises the CDFs (the ladder starts near 15.9 nats); there the gradient is 1 − tanh² at saturated arguments over a quantised bin probability, set by the last ulp of each tanh implementation (O(1) apart between implementations, and from the exact gradient): not compared',
   dgllTailMask: 'README: where z > 4 float32 quantises the CDFs to multiples of ≈3e−8, so the reference returns a ladder of log-probabilities (or the clamp −27.63) up to 11 nats from the resolved value, and torch\'s float32 tanh saturates earlier than others: masked',
   /** Training losses. */
   mse: override({ rtol: 1e-5, atol: 1e-6 }, 'README: MSE terms rtol 1e−5 (observed ≤ 2e−7 relative)'),
@@ -50,16 +59,23 @@ export const GOLDEN_TOL = {
   embeddingLargeT: override({ rtol: 0, atol: 5e-4 }, 'README: the float32 argument t·freq errs in proportion to t: atol 5e−4 for t > 100 (Ho vs diffusers differ by 1.2e−4 there)'),
   /** One sampling step from the reference's own previous state, TinyModel. */
   samplingStep: override({ rtol: 0, atol: 1e-5 }, 'README: fed the reference\'s previous state, a float64 step is within 1.5e−6 of every TinyModel step; atol 1e−5'),
-} as const satisfies Record<string, Tolerance | string>;
+} as const satisfies Record<string, Tolerance | string | number>;
 
 /**
  * Gradients of the training losses w.r.t. the TinyModel parameters: the README states no bound. A gradient is
  * a sum over the batch and pixels of products with the loss's float32 terms, so it carries the loss's relative
  * error (1e−5) plus cancellation between examples, measured against the scale of the gradient itself.
+ * Where the term contains the t = 0 decoder NLL, its gradient passes through 1 − tanh² of saturated tanh
+ * arguments divided by a quantised bin probability (the README's tail trap): torch's float32 tanh returns
+ * exactly ±1 earlier than other implementations, so such elements contribute 0 there and not elsewhere;
+ * measured 1.1e−5·max|∇| (W) and 3.3e−5·max|∇| (bias) on cpu and wasm.
  */
-export function gradTol(maxAbsGrad: number, factor = 1): Tolerance {
+export function gradTol(maxAbsGrad: number, decoderAtT0 = false): Tolerance {
+  const k = decoderAtT0 ? 1e-4 : 1e-5;
   return override(
-    { rtol: 1e-4 * factor, atol: 1e-5 * factor * Math.max(maxAbsGrad, 1e-3) },
-    `gradients (no README bound): a sum of float32 products carries the loss's relative error plus cancellation between terms; rtol 1e−4, atol 1e−5·max|∇| (${maxAbsGrad.toExponential(2)})${factor !== 1 ? `, ×${factor} for the loss scale` : ''}`,
+    { rtol: 1e-4, atol: k * Math.max(maxAbsGrad, 1e-3) },
+    decoderAtT0
+      ? `gradient of a term with the t = 0 decoder NLL (no README bound): 1 − tanh² at saturated arguments over a quantised bin probability differs between float32 tanh implementations (the README's tail trap); rtol 1e−4, atol 1e−4·max|∇| (${maxAbsGrad.toExponential(2)})`
+      : `gradients (no README bound): a sum of float32 products carries the loss's relative error plus cancellation between terms; rtol 1e−4, atol 1e−5·max|∇| (${maxAbsGrad.toExponential(2)})`,
   );
 }

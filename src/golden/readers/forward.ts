@@ -11,6 +11,7 @@ import { looksLikeTensor } from '../../formats/jsonTensor.ts';
 import { describeSchedule, parseScheduleName, type ScheduleIndex } from '../context.ts';
 import { boolField, expectShape, has, listField, objectField, q, tensorField } from '../tensors.ts';
 import { GOLDEN_TOL } from '../tolerances.ts';
+import type { Tolerance } from '../../numeric/tolerance.ts';
 import type { Check, ElementAtol, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
 import { MEAN_TYPES, VAR_TYPES, enumField, list, scheduleOf, timestepsField } from './common.ts';
 
@@ -67,6 +68,7 @@ export function readQFunctions(file: string, root: unknown, index: ScheduleIndex
     const img = (tt: Tensor, f: string): Tensor => (expectShape(tt, x0.shape, file, f), tt);
     const base = `cases[${ci}] ${describeSchedule(sched)} t=${list(tv)}`;
     const args = async (impl: DiffusionOps) => ({ betas: await index.betas(sched, impl) });
+    const groups: Record<string, Record<string, Tensor>> = {};
     for (const key of Object.keys(outputs)) {
       const f = `${p}.outputs.${q(key)}`;
       if (key === 'q_sample') {
@@ -78,38 +80,12 @@ export function readQFunctions(file: string, root: unknown, index: ScheduleIndex
           checks: [{ quantity: 'x_t', expected: img(tensorField(root, f, file), f), tol: GOLDEN_TOL.qValues }],
           run: async (impl) => impl.q_sample!(await args(impl), x0, t, noise),
         });
-      } else if (key === 'q_mean_variance') {
-        objectField(root, f, file);
-        cases.push({
-          file,
-          id: `${base}: q_mean_variance`,
-          op: 'q_mean_variance',
-          checks: [
-            { quantity: 'mean', expected: img(tensorField(root, `${f}.mean`, file), `${f}.mean`), tol: GOLDEN_TOL.qValues },
-            { quantity: 'variance', expected: img(tensorField(root, `${f}.variance`, file), `${f}.variance`), tol: GOLDEN_TOL.qValues },
-            { quantity: 'log_variance', expected: img(tensorField(root, `${f}.log_variance`, file), `${f}.log_variance`), tol: GOLDEN_TOL.qLogVariances },
-          ],
-          run: async (impl) => impl.q_mean_variance!(await args(impl), x0, t),
-        });
-      } else if (key === 'q_posterior_mean_variance') {
-        // The README: the posterior of (x_start, q_sample).
-        const xt = img(value('q_sample', f), `${p}.outputs.q_sample`);
-        objectField(root, f, file);
-        cases.push({
-          file,
-          id: `${base}: q_posterior_mean_variance(x_start, x_t = q_sample)`,
-          op: 'q_posterior_mean_variance',
-          checks: [
-            { quantity: 'mean', expected: img(tensorField(root, `${f}.mean`, file), `${f}.mean`), tol: GOLDEN_TOL.qValues },
-            { quantity: 'variance', expected: img(tensorField(root, `${f}.variance`, file), `${f}.variance`), tol: GOLDEN_TOL.qValues },
-            {
-              quantity: 'log_variance_clipped',
-              expected: img(tensorField(root, `${f}.log_variance_clipped`, file), `${f}.log_variance_clipped`),
-              tol: GOLDEN_TOL.qLogVariances,
-            },
-          ],
-          run: async (impl) => impl.q_posterior_mean_variance!(await args(impl), x0, xt, t),
-        });
+      } else if (/^q_(mean_variance|posterior_mean_variance)(\.|$)/.test(key)) {
+        // Written flat (`q_mean_variance.mean`) or nested (`q_mean_variance: {mean}`): gathered below.
+        const [fnName, qn] = key.includes('.') ? [key.slice(0, key.indexOf('.')), key.slice(key.indexOf('.') + 1)] : [key, ''];
+        const group = (groups[fnName] ??= {});
+        if (qn !== '') group[qn] = img(tensorField(root, f, file), f);
+        else for (const k of Object.keys(objectField(root, f, file))) group[k] = img(tensorField(root, `${f}.${q(k)}`, file), `${f}.${q(k)}`);
       } else {
         const m = /^_predict_(xstart_from_eps|xstart_from_xprev|eps_from_xstart)\((.*)\)$/.exec(key);
         if (!m) {
@@ -198,6 +174,32 @@ export function readQFunctions(file: string, root: unknown, index: ScheduleIndex
             run: async (impl) => impl.predict_eps_from_xstart!(await args(impl), xt, t, x0hat),
           });
         }
+      }
+    }
+    const want: Record<string, Record<string, Tolerance>> = {
+      q_mean_variance: { mean: GOLDEN_TOL.qValues, variance: GOLDEN_TOL.qValues, log_variance: GOLDEN_TOL.qLogVariances },
+      q_posterior_mean_variance: { mean: GOLDEN_TOL.qValues, variance: GOLDEN_TOL.qValues, log_variance_clipped: GOLDEN_TOL.qLogVariances },
+    };
+    for (const [fnName, group] of Object.entries(groups)) {
+      const checks: Check[] = [];
+      for (const [qn, e] of Object.entries(group)) {
+        const tol = want[fnName][qn];
+        if (tol) checks.push({ quantity: qn, expected: e, tol });
+        else skipped.push({ file, case: base, quantity: `${fnName}.${qn}`, reason: `not an output of ${fnName}; no reader for it` });
+      }
+      if (checks.length === 0) continue;
+      if (fnName === 'q_mean_variance') {
+        cases.push({ file, id: `${base}: q_mean_variance`, op: 'q_mean_variance', checks, run: async (impl) => impl.q_mean_variance!(await args(impl), x0, t) });
+      } else {
+        // The README: the posterior of (x_start, q_sample).
+        const xt = img(value('q_sample', `${p}.outputs`), `${p}.outputs.q_sample`);
+        cases.push({
+          file,
+          id: `${base}: q_posterior_mean_variance(x_start, x_t = q_sample)`,
+          op: 'q_posterior_mean_variance',
+          checks,
+          run: async (impl) => impl.q_posterior_mean_variance!(await args(impl), x0, xt, t),
+        });
       }
     }
   });

@@ -72,6 +72,14 @@ export function readTrainingLosses(file: string, root: unknown, index: ScheduleI
         else checks.push({ quantity: 'terms.loss', expected: e, tol: GOLDEN_TOL.mse, locate: (i) => `example ${i} (t = ${tv[i]})` });
       } else skipped.push({ file, case: id, quantity: `outputs.${qn}`, reason: 'not a term of training_losses; no reader for it' });
     }
+    /** The largest t = 0 decoder term (bits/dim, before any rescaling) recorded for a term. */
+    const decoderBitsAtT0 = (term: string): number => {
+      const src = term === 'vb' ? 'vb' : has(outputs, 'vb') ? 'vb' : 'loss';
+      if (!has(outputs, src)) return 0;
+      const v = tensorField(root, `${p}.outputs.${src}`, file).data;
+      const factor = lt === 'RESCALED_KL' && src === 'loss' ? T : lt === 'RESCALED_MSE' && src === 'vb' ? T / 1000 : 1;
+      return Math.max(0, ...tv.map((s, b) => (s === 0 ? v[b] / factor : 0)));
+    };
     let wantGrads = false;
     if (has(root, `cases`) && has(objectField(root, p, file), 'grads')) {
       const g = objectField(root, `${p}.grads`, file);
@@ -86,7 +94,14 @@ export function readTrainingLosses(file: string, root: unknown, index: ScheduleI
           const e = tensorField(root, `${p}.grads.${q(key)}.${param}`, file);
           expectShape(e, model[param].shape, file, `${p}.grads.${q(key)}.${param}`);
           const scale = Math.max(...Array.from(e.data, Math.abs));
-          checks.push({ quantity: `grads.${m[1]}.${param}`, expected: e, tol: gradTol(scale) });
+          // Terms that contain the t = 0 decoder NLL: the KL loss, the vb term, and a loss that adds the vb term.
+          const withDecoder = tv.includes(0) && (m[1] === 'vb' || (m[1] === 'loss' && (kl || has(outputs, 'vb'))));
+          const check: Check = { quantity: `grads.${m[1]}.${param}`, expected: e, tol: gradTol(scale, withDecoder) };
+          const bits = withDecoder ? decoderBitsAtT0(m[1]) : 0;
+          if (bits > GOLDEN_TOL.decoderTrapBits && bits < GOLDEN_TOL.decoderClampBits - 1) {
+            check.mask = { keep: new Uint8Array(e.data.length), reason: GOLDEN_TOL.decoderTrapGradMask };
+          }
+          checks.push(check);
         }
       }
     }
