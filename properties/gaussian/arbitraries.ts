@@ -32,6 +32,8 @@ export interface SpdOptions {
   minLogCond?: number;
   /** log10 of the largest condition number (default 8, the ceiling). */
   maxLogCond?: number;
+  /** Range of log10 of the smallest eigenvalue (default [−1, 1]: covariances of order one). */
+  logScale?: readonly [number, number];
 }
 
 /** Unit-less reflection vector entries in [−1, 1]; a vector of norm < 1e−3 is replaced by a basis vector. */
@@ -39,7 +41,7 @@ const unitEntry = fc.double({ min: -1, max: 1, noNaN: true }).map((x) => (Math.a
 
 /** The orthogonal matrix H_1 ⋯ H_D with H_k = I − 2 v_k v_kᵀ/‖v_k‖². */
 export function householderProduct(dim: number, entries: readonly number[]): number[][] {
-  let Q = Array.from({ length: dim }, (_, i) => Array.from({ length: dim }, (_, j) => (i === j ? 1 : 0)));
+  let Q: number[][] = Array.from({ length: dim }, (_, i) => Array.from({ length: dim }, (_, j) => (i === j ? 1 : 0)));
   for (let k = 0; k < dim; k++) {
     let v = entries.slice(k * dim, (k + 1) * dim);
     let n2 = v.reduce((a, x) => a + x * x, 0);
@@ -81,7 +83,7 @@ export function spdMatrix(opts: SpdOptions = {}): fc.Arbitrary<SpdCase> {
     fc
       .record({
         logCond: fc.double({ min: minLogCond, max: maxLogCond, noNaN: true }),
-        logScale: fc.double({ min: -1, max: 1, noNaN: true }),
+        logScale: fc.double({ min: opts.logScale?.[0] ?? -1, max: opts.logScale?.[1] ?? 1, noNaN: true }),
         ts: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: dim, maxLength: dim }),
         refl: fc.array(unitEntry, { minLength: dim * dim, maxLength: dim * dim }),
       })

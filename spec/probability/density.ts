@@ -292,7 +292,16 @@ export function conditionalLogDensity2d(
   opts: QuadratureOptions = {},
 ): (x: number, y: number) => number {
   const logMarg = marginalLogDensity2d(logJoint, 1, range, opts);
-  return (x, y) => logJoint(x, y) - logMarg(y);
+  // The normaliser depends on y only: remember it for the last y (quadrature over x calls with a fixed y).
+  let lastY = Number.NaN;
+  let lastLogMarg = Number.NaN;
+  return (x, y) => {
+    if (!Object.is(y, lastY)) {
+      lastLogMarg = logMarg(y);
+      lastY = y;
+    }
+    return logJoint(x, y) - lastLogMarg;
+  };
 }
 
 /**
