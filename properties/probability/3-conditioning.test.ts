@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { override } from '../../src/numeric/tolerance.ts';
+import { gaussianConditional, gaussianDensity, gaussianLogPdf, gaussianMarginal } from '../../spec/gaussian/index.ts';
+import { inverseSpd, matVec, subMatrix } from '../../spec/linalg.ts';
+import { conditionalLogDensity2d, integrate1d, marginalLogDensity2d } from '../../spec/probability/density.ts';
+import {
+  allAssignments,
+  bayesRule,
+  factorProduct,
+  tableValue,
+  tabularCondition,
+  tabularConditional,
+  tabularMarginal,
+} from '../../spec/probability/table.ts';
+import { assertIsDistribution } from '../laws/probability.ts';
+import { gaussianCase, pointNear } from '../gaussian/arbitraries.ts';
+import { expectGaussiansClose } from '../gaussian/moments.ts';
+import { table } from './arbitraries.ts';
+import { mixtureArb, mixtureBox } from './densities.ts';
+
+const SUM_TOL = override({ rtol: 0, atol: 1e-14 }, 'sums of ≤ 64 probabilities, each rounded once');
+/** Ratios of probabilities ≥ 1e−3 (the arbitraries' floor): a few roundings, relative. */
+const RATIO_TOL = override({ rtol: 1e-13, atol: 1e-16 }, 'products and quotients of a few probabilities, a few roundings each');
+
+/** A random split of 0, …, D − 1 into two non-empty ordered blocks a and b. */
+function partition(D: number): fc.Arbitrary<[number[], number[]]> {
+  return fc
+    .shuffledSubarray(Array.from({ length: D }, (_, i) => i), { minLength: D, maxLength: D })
+    .chain((perm) => fc.integer({ min: 1, max: D - 1 }).map((k): [number[], number[]] => [perm.slice(0, k), perm.slice(k)]));
+}
+
+describe("1.3 Conditioning and Bayes' rule", () => {
+  it('conditioning a table on evidence, or forming p(x | y), gives distributions that sum to 1; zero-probability evidence is rejected  [probability.conditional.normalised]', () =>
+    fc.assert(
+      fc.property(table({ minVars: 2, maxVars: 3 }), fc.nat(), (p, k) => {
+        const [x, ...rest] = p.variables;
+        const ev = allAssignments(rest)[k % allAssignments(rest).length];
+        assertIsDistribution(tabularCondition(p, ev).values, SUM_TOL, 'p(x | evidence)');
+        const cond = tabularConditional(p, [x.name], rest.map((v) => v.name));
+        for (const g of allAssignments(rest)) {
+          const row = allAssignments([x]).map((a) => tableValue(cond, { ...a, ...g }));
+          assertIsDistribution(row, SUM_TOL, `p(${x.name} | ${JSON.stringify(g)})`);
+        }
+        // The same table with the evidence's slice set to 0 (and renormalised): the evidence has probability 0.
+        const dead = { variables: p.variables, values: allAssignments(p.variables).map((a, i) => (rest.every((v) => a[v.name] === ev[v.name]) ? 0 : p.values[i])) };
+        const s = dead.values.reduce((u, v) => u + v, 0);
+        const deadP = { variables: p.variables, values: dead.values.map((v) => v / s) };
+        expect(() => tabularCondition(deadP, ev)).toThrow(/^tabularCondition: evidence .* has probability 0 under p; conditioning on it is undefined$/);
+        expect(() => tabularConditional(deadP, [x.name], rest.map((v) => v.name))).toThrow(/^tabularConditional: p\(givens\) is 0 at /);
+        expect(() => tabularConditional(p, [x.name], [x.name])).toThrow(`tabularConditional: targets and givens must be disjoint, both contain "${x.name}"`);
+      }),
+      { numRuns: 30 },
+    ));
+
+  it('the chain rule p(x, y) = p(x | y) p(y) holds for tables and for 2-D densities  [probability.conditional.chainRule]', () =>
+    fc.assert(
+      fc.property(table({ minVars: 2, maxVars: 3 }), mixtureArb(2), fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), (p, m, u, v) => {
+        const names = p.variables.map((w) => w.name);
+        const [x, ...ys] = names;
+        const prod = factorProduct(tabularConditional(p, [x], ys), tabularMarginal(p, ys));
+        for (const a of allAssignments(p.variables)) expect(tableValue(prod, a)).toBeCloseWithin(tableValue(p, a), RATIO_TOL);
+        const bx = mixtureBox(m, 0);
+        const logJ = (s: number, t: number) => m.logPdf([s, t]);
+        const Q = { panels: 24, order: 10 };
+        // A point inside the box (with u, v ∈ [0, 1]) where the density is not negligible: near a component's mean.
+        const c = m.components[Math.floor(u * m.components.length) % m.components.length];
+        const px = c.mean[0] + (u - 0.5) * Math.sqrt(c.cov[0][0]);
+        const py = c.mean[1] + (v - 0.5) * Math.sqrt(c.cov[1][1]);
+        const chain = conditionalLogDensity2d(logJ, bx, Q)(px, py) + marginalLogDensity2d(logJ, 1, bx, Q)(py);
+        expect(chain).toBeCloseWithin(logJ(px, py), override({ rtol: 1e-12, atol: 1e-12 }, 'the same quadrature of p(y) is added and subtracted'));
+      }),
+      { numRuns: 30 },
+    ));
+
+  it("Bayes' rule p(x | y) = p(y | x) p(x) / Σ p(y | x') p(x') equals conditioning the joint on y  [probability.conditional.bayes]", () =>
+    fc.assert(
+      fc.property(table({ minVars: 2, maxVars: 3 }), fc.nat(), (joint, k) => {
+        const [x, ...ys] = joint.variables;
+        const prior = tabularMarginal(joint, [x.name]);
+        const likelihood = tabularConditional(joint, ys.map((v) => v.name), [x.name]);
+        const all = allAssignments(ys);
+        const y = all[k % all.length];
+        const post = bayesRule(prior, likelihood, y);
+        expect(post.values).toBeCloseWithin(tabularCondition(joint, y).values, RATIO_TOL);
+        const byHand = allAssignments([x]).map((a) => tableValue(likelihood, { ...a, ...y }) * tableValue(prior, a));
+        const z = byHand.reduce((s, v) => s + v, 0);
+        expect(post.values).toBeCloseWithin(byHand.map((v) => v / z), RATIO_TOL);
+        expect(() => bayesRule(prior, tabularMarginal(joint, ys.map((v) => v.name)), y)).toThrow(`bayesRule: likelihood must be a table over the prior's variables too, "${x.name}" is missing`);
+      }),
+      { numRuns: 50 },
+    ));
+
+  it('the conditional density of a 2-D density integrates to 1 over x for every y  [probability.conditional.densityNormalised]', () =>
+    fc.assert(
+      fc.property(mixtureArb(2), fc.double({ min: 0, max: 1, noNaN: true }), (m, v) => {
+        const bx = mixtureBox(m, 0);
+        const c = m.components[0];
+        const y = c.mean[1] + (2 * v - 1) * 3 * Math.sqrt(c.cov[1][1]);
+        const Q = { panels: 24, order: 10 };
+        const lc = conditionalLogDensity2d((s, t) => m.logPdf([s, t]), bx, Q);
+        expect(integrate1d((s) => Math.exp(lc(s, y)), bx[0], bx[1], Q)).toBeCloseWithin(1, override({ rtol: 1e-12, atol: 1e-12 }, 'the same quadrature rule computes the normaliser and the check'));
+      }),
+      { numRuns: 20 },
+    ));
+
+  it('the Gaussian conditional (Schur complement) satisfies log p(x_a | x_b) = log p(x_a, x_b) − log p(x_b) pointwise, κ up to 1e8  [gaussian.conditional.eqLogJointMinusLogMarginal]', () =>
+    fc.assert(
+      fc.property(gaussianCase({ minDim: 2, maxDim: 6 }).chain((c) => fc.tuple(fc.constant(c), partition(c.dim), pointNear(c))), ([c, [ia, ib], x]) => {
+        const cond = gaussianConditional(c.g, ia, ib, ib.map((i) => x[i]));
+        const lhs = gaussianLogPdf(cond, ia.map((i) => x[i]));
+        const rhs = gaussianLogPdf(c.g, x) - gaussianLogPdf(gaussianMarginal(c.g, ib), ib.map((i) => x[i]));
+        const tol = override({ rtol: 0, atol: 1e-13 * c.dim * c.cond * (1 + Math.abs(lhs)) }, `κ = ${c.cond.toExponential(1)}: the Schur complement and both log-densities carry relative error ≈ κ·ε`);
+        expect(lhs).toBeCloseWithin(rhs, tol);
+      }),
+    ));
+
+  it('the Schur-complement conditional equals the precision form N(μ_a − Λ_aa⁻¹Λ_ab(x_b − μ_b), Λ_aa⁻¹)  [gaussian.conditional.eqPrecisionForm]', () =>
+    fc.assert(
+      fc.property(gaussianCase({ minDim: 2, maxDim: 6, maxLogCond: 6 }).chain((c) => fc.tuple(fc.constant(c), partition(c.dim), pointNear(c))), ([c, [ia, ib], x]) => {
+        const xb = ib.map((i) => x[i]);
+        const L = inverseSpd(c.g.cov);
+        const Laa = subMatrix(L, ia, ia);
+        const Lab = subMatrix(L, ia, ib);
+        const S = inverseSpd(Laa);
+        const shift = matVec(S, matVec(Lab, xb.map((v, k) => v - c.g.mean[ib[k]])));
+        const expected = { mean: ia.map((i, k) => c.g.mean[i] - shift[k]), cov: S };
+        const k2 = c.cond * c.cond;
+        expectGaussiansClose(
+          gaussianConditional(c.g, ia, ib, xb),
+          expected,
+          override({ rtol: 1e-14 * k2 + 1e-12, atol: 1e-14 * k2 + 1e-12 }, `κ = ${c.cond.toExponential(1)}: the precision form inverts Σ and then Λ_aa, relative error up to κ²·ε`),
+          'p(x_a | x_b)',
+        );
+      }),
+    ));
+
+  it('the conditional of a 2-D Gaussian agrees with conditioning the density by quadrature  [gaussian.conditional.eqQuadrature]', () =>
+    fc.assert(
+      fc.property(gaussianCase({ minDim: 2, maxDim: 2, maxLogCond: 1 }), fc.double({ min: -3, max: 3, noNaN: true }), fc.double({ min: -3, max: 3, noNaN: true }), (c, zx, zy) => {
+        const d = gaussianDensity(c.g);
+        const s0 = Math.sqrt(c.g.cov[0][0]);
+        const y = c.g.mean[1] + zy * Math.sqrt(c.g.cov[1][1]);
+        const cond = gaussianConditional(c.g, [0], [1], [y]);
+        const x = cond.mean[0] + zx * Math.sqrt(cond.cov[0][0]);
+        const lc = conditionalLogDensity2d((s, t) => d.logPdf([s, t]), [c.g.mean[0] - 10 * s0, c.g.mean[0] + 10 * s0], { panels: 24, order: 10 });
+        expect(lc(x, y)).toBeCloseWithin(gaussianLogPdf(cond, [x]), override({ rtol: 1e-9, atol: 1e-9 }, 'Gauss–Legendre (24 × 10) on ±10σ of x, κ ≤ 10'));
+      }),
+      { numRuns: 30 },
+    ));
+
+  it('overlapping index blocks and observations of the wrong length are rejected  [gaussian.conditional.rejectsBadInput]', () => {
+    const g = { mean: [0, 0, 0], cov: [[2, 0.5, 0], [0.5, 1, 0], [0, 0, 1]] };
+    expect(() => gaussianConditional(g, [0, 1], [1, 2], [0, 0])).toThrow('gaussianConditional: idxA and idxB must be disjoint, both contain 1');
+    expect(() => gaussianConditional(g, [0], [1, 2], [0])).toThrow('gaussianConditional: xB must have length 2 (one value per index of idxB), got 1');
+    expect(() => gaussianConditional(g, [0], [3], [0])).toThrow('gaussianConditional: idxB must hold integers in [0, 3), got 3');
+    expect(() => gaussianConditional(g, [0], [1], [Number.NaN])).toThrow(/^gaussianConditional: xB\[0\]: .*NaN/);
+  });
+});
