@@ -86,6 +86,7 @@ function upperTail(z: number): number {
  * @param logScale - log σ, finite
  * @see property `ddpm.decoder.binsSumToOne`
  * @see property `ddpm.decoder.eqIntegralOfDensity`
+ * @see property `ddpm.decoder.tailsFinite`
  */
 export function discretizedGaussianLogLikelihood(x: number, mean: number, logScale: number): number {
   checkScalar('discretizedGaussianLogLikelihood', 'x', x, { lo: -1, hi: 1 });

@@ -122,9 +122,15 @@ export function ddimSigma(s: Schedule, t: number, tPrev: number, eta: number): n
   checkTimestep('ddimSigma', t, 1, s.T);
   checkTimestep('ddimSigma', tPrev, 0, t - 1, 'tPrev');
   checkScalar('ddimSigma', 'eta', eta, { lo: 0 });
-  const ab = s.alphaBar(t);
-  const abPrev = s.alphaBar(tPrev);
-  return eta * Math.sqrt(s.oneMinusAlphaBar(tPrev) / s.oneMinusAlphaBar(t)) * Math.sqrt(1 - ab / abPrev);
+  // 1 − ᾱ_t/ᾱ_{t'} = −expm1(Σ_{s=t'+1}^{t} log1p(−β_s)) (β_t when t' = t − 1): no cancellation when the ratio is
+  // close to 1 (small β).
+  let oneMinusRatio = s.beta(t);
+  if (t > tPrev + 1) {
+    let logRatio = 0;
+    for (let u = tPrev + 1; u <= t; u++) logRatio += Math.log1p(-s.beta(u));
+    oneMinusRatio = -Math.expm1(logRatio);
+  }
+  return eta * Math.sqrt(s.oneMinusAlphaBar(tPrev) / s.oneMinusAlphaBar(t)) * Math.sqrt(oneMinusRatio);
 }
 
 /**

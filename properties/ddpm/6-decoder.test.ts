@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import normalCdf from '@stdlib/stats-base-dists-normal-cdf';
+import {
+  discreteDecoderNll,
+  discretizedGaussianBinProbabilities,
+  discretizedGaussianLogLikelihood,
+  natsToBitsPerDim,
+  PIXEL_LEVELS,
+  pixelLevel,
+} from '../../spec/ddpm/index.ts';
+import { override } from '../../src/numeric/tolerance.ts';
+import { discretizedLikelihoodSumsToOne } from '../laws/ddpm.ts';
+import { expectLawOnSpec } from './arbitraries.ts';
+
+const EPS = Number.EPSILON;
+
+/** Means a little beyond the data range; log σ from 6e−6 (a sharp decoder) to 20 (a flat one). */
+const mean = fc.double({ min: -1.5, max: 1.5, noNaN: true });
+const logScale = fc.double({ min: -12, max: 3, noNaN: true });
+
+describe('3.6 The discrete decoder: N(μ, σ²) integrated over 256 bins of width 2/255, the outer two open', () => {
+  it('gives the 256 pixel levels probabilities in [0, 1] that sum to 1  [ddpm.decoder.binsSumToOne]', () =>
+    fc.assert(
+      fc.property(mean, logScale, (m, ls) => {
+        const p = discretizedGaussianBinProbabilities(m, ls);
+        expect(p.length).toBe(PIXEL_LEVELS);
+        for (const v of p) {
+          expect(v).toBeGreaterThanOrEqual(0);
+          expect(v).toBeLessThanOrEqual(1);
+        }
+        // Neighbouring bins share their edge bit for bit, so the sum telescopes up to one rounding per bin.
+        expect(p.reduce((a, b) => a + b, 0)).toBeCloseWithin(1, override({ rtol: 0, atol: 2 * PIXEL_LEVELS * EPS }, 'one rounding per bin in the sum and per bin in the CDF difference'));
+      }),
+    ));
+
+  it('each bin’s probability is the integral of the density over the bin: a difference of @stdlib normal CDFs  [ddpm.decoder.eqIntegralOfDensity]', () =>
+    fc.assert(
+      fc.property(mean, fc.double({ min: -6, max: 1, noNaN: true }), fc.integer({ min: 0, max: 255 }), (m, ls, k) => {
+        const sd = Math.exp(ls);
+        const x = pixelLevel(k);
+        const lo = k === 0 ? -Infinity : x - 1 / 255;
+        const hi = k === 255 ? Infinity : x + 1 / 255;
+        // On the side of the mean where the CDF is small (so that the difference keeps its relative precision).
+        const upper = lo > m;
+        const a = upper ? normalCdf(-lo, -m, sd) : normalCdf(hi, m, sd);
+        const b = upper ? normalCdf(-hi, -m, sd) : normalCdf(lo, m, sd);
+        const ref = a - b;
+        if (!(ref > 1e-250)) return; // both underflow: nothing to compare (the log-space tail is checked below)
+        const tol = override({ rtol: 1e-11 * (1 + a / ref), atol: 0 }, 'a CDF difference: relative error ε·Φ/P, with @stdlib’s CDF accurate to ~1e−15 relative');
+        expect(Math.exp(discretizedGaussianLogLikelihood(x, m, ls))).toBeCloseWithin(ref, tol, { what: `P(level ${k} | μ = ${m}, σ = ${sd})` });
+      }),
+      { numRuns: 500 },
+    ));
+
+  it('far in the tails the log-probability stays finite and follows log Q(z) ≈ −z²/2 − log(z√(2π))  [ddpm.decoder.tailsFinite]', () =>
+    fc.assert(
+      fc.property(fc.double({ min: -15, max: -6, noNaN: true }), fc.integer({ min: 1, max: 254 }), fc.constantFrom(-1, 1), (ls, k, side) => {
+        // The mean sits 40…1e6 standard deviations below (or above) the bin: the bin's mass is Q(z_near) − Q(z_far) ≈ Q(z_near).
+        const sd = Math.exp(ls);
+        const x = pixelLevel(k);
+        const near = side > 0 ? x - 1 / 255 : x + 1 / 255;
+        const m = near - side * 40 * sd * (1 + k);
+        const z = Math.abs(near - m) / sd;
+        const lp = discretizedGaussianLogLikelihood(x, m, ls);
+        expect(Number.isFinite(lp)).toBe(true);
+        const asymptotic = -0.5 * z * z - Math.log(z * Math.sqrt(2 * Math.PI));
+        expect(lp).toBeCloseWithin(asymptotic, override({ rtol: 1e-9, atol: 2 / (z * z) }, 'the asymptotic series’ first correction is −1/z² (relative 1/z² in Q)'));
+      }),
+    ));
+
+  it('the decoder’s −log p in nats and in bits per dimension agree: bpd = nats/(D ln 2) = −Σ log₂ P/D  [ddpm.decoder.bitsPerDimConsistent]', () =>
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }).chain((D) =>
+          fc.tuple(fc.array(fc.integer({ min: 0, max: 255 }), { minLength: D, maxLength: D }), fc.array(mean, { minLength: D, maxLength: D })),
+        ),
+        fc.double({ min: -6, max: 1, noNaN: true }),
+        ([levels, means], logVar) => {
+          const D = levels.length;
+          const x0 = levels.map(pixelLevel);
+          const variance = Math.exp(logVar);
+          const nats = discreteDecoderNll(x0, means, variance);
+          expect(nats).toBeGreaterThanOrEqual(0);
+          const bpd = natsToBitsPerDim(nats, D);
+          expect(bpd * D * Math.LN2).toBeCloseWithin(nats, override({ rtol: 4 * EPS, atol: 0 }, 'a product and a quotient'));
+          const bits = levels.reduce((a, k, i) => a - Math.log2(discretizedGaussianBinProbabilities(means[i], 0.5 * logVar)[k]), 0);
+          expect(bpd).toBeCloseWithin(bits / D, override({ rtol: 1e-12, atol: 1e-12 }, 'log₂ of exp(log P) vs log P / ln 2'));
+        },
+      ),
+      { numRuns: 50 },
+    ));
+
+  it('the spec’s discretized_gaussian_log_likelihood gives probabilities summing to 1  [ddpm.ops.discretizedLikelihoodSumsToOne]', () => expectLawOnSpec(discretizedLikelihoodSumsToOne));
+});
