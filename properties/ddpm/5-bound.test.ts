@@ -57,7 +57,7 @@ function scheduleAndChain(maxT = 6, minT = 1): fc.Arbitrary<{ s: Schedule; chain
 }
 
 /** One forward path x_1 … x_T ~ q(x_{1:T} | x_0), by the single steps. */
-function forwardPath(s: Schedule, x0: number[], normals: () => number[]): number[][] {
+function forwardPath(s: Schedule, x0: number[], normals: () => ArrayLike<number>): number[][] {
   const path: number[][] = [];
   let x = x0;
   for (let t = 1; t <= s.T; t++) path.push((x = forwardStepSample(s, t, x, normals())));
