@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +37,29 @@ const MAY_FAIL = new Set([
 const MUST_FAIL = ['buffers › posterior_log_variance_clipped', 'p_mean_variance › log_variance', 'calc_bpd_loop › vb', 'ddim_step › sample', 'law ddpm.ops.buffersConsistentWithBetas'];
 
 describe('8.4 --impl CMD: implementations in other processes and languages, through the protocol', () => {
+  it('`ddpm-spec check` with no arguments (the main job) passes on our reference, the UNet files included  [conformance.check.mainJobPasses]', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ddpm-main-'));
+    try {
+      const path = join(dir, 'report.json');
+      // A child process on the default backend, as a user runs it (the backend re-runs of CI do not repeat it).
+      const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+        execFile(process.execPath, [join(root, 'bin/ddpm-spec.mjs'), 'check', '--failures', '--json', path], { cwd: root, timeout: 240_000 }, (e, out) =>
+          e && typeof (e as { code?: unknown }).code !== 'number' ? reject(e) : resolve({ code: e ? ((e as { code: number }).code ?? 1) : 0, stdout: out }),
+        );
+      });
+      expect(stdout).toMatch(/\nOK: \d+ passed, 0 failed, 0 errors/);
+      expect(code).toBe(0);
+      const rep = Report.parse(JSON.parse(readFileSync(path, 'utf8')));
+      expect(rep.golden!.skipped.map((s) => s.file).sort()).toEqual(['upstream/README.md', 'upstream/manifest.json']);
+      for (const f of ['ho_unet_small_io.json', 'ho_unet_small_activations.safetensors', 'sampling_T10_ho_unet_small.json']) {
+        expect(rep.rows.filter((r) => r.file === `upstream/${f}` && r.verdict === 'pass').length, f).toBeGreaterThan(1);
+      }
+      expect(rep.rows.filter((r) => r.kind === 'law' && r.verdict === 'pass').length).toBeGreaterThan(10);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('our TypeScript example server (the tfjs reference behind the protocol) passes every golden case and law  [conformance.impl.exampleServerPasses]', async () => {
     const rep = await runCheck({ impl: server('reference') });
     expect(rep.rows.filter(bad).map((r) => `${group(r)}: ${r.detail}`)).toEqual([]);
