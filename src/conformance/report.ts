@@ -153,7 +153,8 @@ export function failureSummary(rows: readonly ReportRow[], paint: (v: Verdict, s
 export function formatTable(report: Report, opts: TableOptions = {}): string {
   const color = opts.color ?? false;
   const paint = (v: Verdict, s: string): string => (color ? `${COLORS[v]}${s}\u001b[0m` : s);
-  const shown = report.rows.filter((r) => (opts.failuresOnly ? r.verdict === 'fail' || r.verdict === 'error' : r.verdict !== 'skip'));
+  // With failuresOnly the per-row table is left out: the failures below say everything about those rows.
+  const shown = opts.failuresOnly ? [] : report.rows.filter((r) => r.verdict !== 'skip');
 
   const reasons = new Map<string, number>();
   const reasonRef = (reason: string | null): string => {
@@ -200,7 +201,6 @@ export function formatTable(report: Report, opts: TableOptions = {}): string {
     if (r.kind === 'law') out.push(`  ${r.case}`);
     out.push(`    ${line(c, r.verdict)}`);
   }
-  if (shown.length === 0 && opts.failuresOnly) out.push('', '(no failures)');
 
   if (reasons.size > 0) {
     out.push('', 'tolerances: |actual − expected| ≤ atol + rtol·|expected| element-wise, for these reasons');
@@ -208,6 +208,7 @@ export function formatTable(report: Report, opts: TableOptions = {}): string {
   }
 
   const bad = report.rows.filter((r) => r.verdict === 'fail' || r.verdict === 'error');
+  if (bad.length === 0 && opts.failuresOnly) out.push('', 'no failures');
   if (bad.length > 0) {
     out.push('', paint('fail', `failures (${bad.length})`));
     for (const r of bad) {
@@ -220,15 +221,15 @@ export function formatTable(report: Report, opts: TableOptions = {}): string {
   if (skippedRows.length > 0 || (report.golden && report.golden.skipped.length > 0)) {
     out.push('', 'skipped');
     for (const s of report.golden?.skipped ?? []) out.push(`  ${s.file}: ${s.reason}`);
-    // One line per reason and file, so that one missing operation is one line.
+    // One line per reason, so that one missing operation is one line.
     const groups = new Map<string, ReportRow[]>();
     for (const r of skippedRows) {
-      const k = `${r.file}\u0000${r.detail ?? 'no reason given'}`;
+      const k = r.detail ?? 'no reason given';
       groups.set(k, [...(groups.get(k) ?? []), r]);
     }
-    for (const [k, list] of groups) {
-      const [file, reason] = k.split('\u0000');
-      out.push(`  ${file}: ${list.length} check${list.length === 1 ? '' : 's'}: ${reason}`);
+    for (const [reason, list] of groups) {
+      const files = [...new Set(list.map((r) => r.file))].join(', ');
+      out.push(`  ${list.length} check${list.length === 1 ? '' : 's'} in ${files}: ${reason}`);
     }
   }
 
