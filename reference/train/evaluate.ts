@@ -4,13 +4,21 @@
  *
  * @module
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../../src/numeric/rng.ts';
+import { FormatError } from '../../src/formats/errors.ts';
+import { Rng } from '../../src/numeric/rng.ts';
 import { calcBpdLoop } from '../diffusion/bpd.ts';
 import type { GaussianDiffusion } from '../diffusion/buffers.ts';
 import type { DenoiseModel } from '../diffusion/model.ts';
 import { finalSample, pSampleLoopProgressive } from '../diffusion/sampling.ts';
-import type { TrainableModel } from './model.ts';
+import { CONFIG_FILE, loadCheckpoint } from '../unet/checkpoint.ts';
+import { disposeParams } from '../unet/params.ts';
+import { checkCheckpointFits, latestCheckpointDir, readTrainCheckpoint, restoreTensors } from './checkpoint.ts';
+import { TrainConfig } from './config.ts';
+import { createModel, type TrainableModel } from './model.ts';
+import { disposeOptimState, initOptimState } from './optim.ts';
 
 /** The model as the diffusion core calls it, in evaluation mode, with the given weights (default: its own). */
 export function denoiser(model: TrainableModel, params?: ReadonlyMap<string, tf.Tensor>): DenoiseModel {
@@ -105,4 +113,50 @@ export async function bitsPerDim(
   for (const v of per) ss += (v - mean) ** 2;
   const standardError = count > 1 ? Math.sqrt(ss / (count - 1) / count) : 0;
   return { perExample: per, mean, standardError, priorMean: prior / count };
+}
+
+/**
+ * A model (in evaluation mode, EMA weights when `ema`) and its training configuration from a checkpoint
+ * directory: a training output directory (its newest checkpoint), a `ckpt-*` directory, or a sampling checkpoint
+ * of `reference/unet` (config.json + safetensors, e.g. written by the PyTorch comparison run). The caller disposes
+ * the model.
+ */
+export function loadForEvaluation(path: string, ema: boolean): { model: TrainableModel; config: TrainConfig; source: string; step: number | null } {
+  if (!existsSync(path)) throw new FormatError(path, '', 'checkpoint directory does not exist');
+  const trainDir = latestCheckpointDir(path);
+  if (trainDir !== null) {
+    const ck = readTrainCheckpoint(trainDir);
+    const model = createModel(ck.state.config.model, new Rng(0));
+    const optim = initOptimState(model.names, model.variables);
+    try {
+      checkCheckpointFits(ck, model);
+      restoreTensors(ck, model, optim);
+      if (ema) for (const n of model.names) model.variables.get(n)!.assign(optim.ema.get(n)!);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    } finally {
+      disposeOptimState(optim);
+    }
+    return { model, config: ck.state.config, source: ck.file, step: ck.state.step };
+  }
+  if (existsSync(join(path, CONFIG_FILE))) {
+    const loaded = loadCheckpoint(path, { ema: ema ? 'prefer' : false });
+    const c = loaded.checkpoint;
+    const config = TrainConfig.parse({
+      model: { kind: 'unet', unet: c.unet },
+      diffusion: {
+        beta_schedule: c.diffusion.beta_schedule,
+        beta_start: c.diffusion.beta_start,
+        beta_end: c.diffusion.beta_end,
+        num_diffusion_timesteps: c.diffusion.num_diffusion_timesteps,
+        model_var_type: c.diffusion.model_var_type,
+      },
+    });
+    const model = createModel(config.model, new Rng(0));
+    for (const n of model.names) model.variables.get(n)!.assign(loaded.params[n]);
+    disposeParams(loaded.params);
+    return { model, config, source: loaded.weightsFile, step: null };
+  }
+  throw new FormatError(path, '', `no checkpoint here: expected a training output directory (with ckpt-* directories), a ckpt-* directory, or a directory with ${CONFIG_FILE}`);
 }

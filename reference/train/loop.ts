@@ -164,6 +164,71 @@ function truncateLog(outDir: string, step: number): void {
   writeFileAtomic(path, keep.length > 0 ? `${keep.join('\n')}\n` : '');
 }
 
+/** The random draws of one step, in the loop's order: the batch, B timesteps, B·D normals, a dropout seed. */
+export interface StepDraws {
+  x0: Float32Array;
+  t: number[];
+  noise: Float32Array;
+  dropoutSeed: number;
+}
+
+/** Draw one step's randomness (see {@link StepDraws}); the order is part of the run's definition. */
+export function drawStep(data: BatchSource, rng: Rng, batch: number, dim: number, T: number): StepDraws {
+  const x0 = data.next(batch);
+  const t = Array.from({ length: batch }, () => rng.int(T));
+  const noise = Float32Array.from(rng.normals(batch * dim));
+  const dropoutSeed = rng.int(2 ** 30);
+  return { x0, t, noise, dropoutSeed };
+}
+
+/** What one {@link trainingStep} did. */
+export interface StepResult {
+  /** Mean loss of the batch (before the update). */
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Learning rate used (NaN when the step was refused). */
+  lr: number;
+}
+
+/**
+ * One training step: the batch loss (the diffusion core's `trainingLosses`, averaged), its gradient with
+ * respect to every parameter, then clipping, Adam and the EMA (`optim.ts`). When the loss or the gradient norm is
+ * not finite, nothing is updated and the non-finite values are returned for the caller to act on.
+ */
+export async function trainingStep(
+  model: TrainableModel,
+  diffusion: GaussianDiffusion,
+  optimConfig: TrainConfig['optim'],
+  optim: OptimState,
+  d: StepDraws & { shape: number[] },
+): Promise<StepResult> {
+  const vars = model.names.map((n) => model.variables.get(n)!);
+  const nameOf = new Map(model.names.map((n) => [model.variables.get(n)!.name, n]));
+  const x0 = tf.tensor(d.x0, d.shape, 'float32');
+  const noise = tf.tensor(d.noise, d.shape, 'float32');
+  const denoise: DenoiseModel = (x, tModel) => model.apply(x, tModel, { dropoutSeed: d.dropoutSeed });
+  let value: tf.Scalar;
+  let grads: tf.NamedTensorMap;
+  try {
+    ({ value, grads } = tf.variableGrads(() => tf.mean(trainingLosses(diffusion, denoise, x0, d.t, noise).loss) as tf.Scalar, vars));
+  } finally {
+    tf.dispose([x0, noise]);
+  }
+  const byName = new Map<string, tf.Tensor>();
+  for (const [vn, g] of Object.entries(grads)) byName.set(nameOf.get(vn)!, g);
+  const gradNorm = globalNorm(model.names.map((n) => byName.get(n)!));
+  try {
+    const loss = (await value.data())[0];
+    const gn = (await gradNorm.data())[0];
+    if (!Number.isFinite(loss) || !Number.isFinite(gn)) return { loss, gradNorm: gn, lr: Number.NaN };
+    const { lr } = optimStep(optimConfig, model.names, model.variables, byName, gradNorm, optim);
+    return { loss, gradNorm: gn, lr };
+  } finally {
+    tf.dispose([value, gradNorm, ...byName.values()]);
+  }
+}
+
 /**
  * Train (or resume training) until `opts.steps` steps are done, writing checkpoints and the log into
  * `opts.outDir`.
@@ -235,8 +300,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const shape = [B, ...model.exampleShape];
     const D = model.exampleShape.reduce((a, b) => a * b, 1);
     const T = diffusion.T;
-    const vars = model.names.map((n) => model.variables.get(n)!);
-    const nameOf = new Map(model.names.map((n) => [model.variables.get(n)!.name, n]));
     const t0 = performance.now();
     const elapsed = (): number => elapsedBefore + (performance.now() - t0) / 1000;
     let acc = { loss: 0, gradNorm: 0, n: 0, since: performance.now(), lr: 0 };
@@ -254,26 +317,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     };
 
     while (step < opts.steps) {
-      const x0Data = data.next(B);
-      const t = Array.from({ length: B }, () => rng.int(T));
-      const noiseData = Float32Array.from(rng.normals(B * D));
-      const dropoutSeed = rng.int(2 ** 30);
-      const x0 = tf.tensor(x0Data, shape, 'float32');
-      const noise = tf.tensor(noiseData, shape, 'float32');
-      const denoise: DenoiseModel = (x, tModel) => model.apply(x, tModel, { dropoutSeed });
-      const { value, grads } = tf.variableGrads(() => tf.mean(trainingLosses(diffusion, denoise, x0, t, noise).loss) as tf.Scalar, vars);
-      tf.dispose([x0, noise]);
-      const byName = new Map<string, tf.Tensor>();
-      for (const [vn, g] of Object.entries(grads)) byName.set(nameOf.get(vn)!, g);
-      const gradNorm = globalNorm(model.names.map((n) => byName.get(n)!));
-      const loss = (await value.data())[0];
-      const gn = (await gradNorm.data())[0];
-      if (!Number.isFinite(loss) || !Number.isFinite(gn)) {
-        tf.dispose([value, gradNorm, ...byName.values()]);
-        throw new TrainingDivergedError(step + 1, Number.isFinite(loss) ? 'gradient norm' : 'loss', Number.isFinite(loss) ? gn : loss, lastCheckpoint);
+      const draws = drawStep(data, rng, B, D, T);
+      const r = await trainingStep(model, diffusion, config.optim, optim, { ...draws, shape });
+      if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+        const bad = Number.isFinite(r.loss) ? 'gradient norm' : 'loss';
+        throw new TrainingDivergedError(step + 1, bad, bad === 'loss' ? r.loss : r.gradNorm, lastCheckpoint);
       }
-      const { lr } = optimStep(config.optim, model.names, model.variables, byName, gradNorm, optim);
-      tf.dispose([value, gradNorm, ...byName.values()]);
+      const { loss, gradNorm: gn, lr } = r;
       step++;
 
       const now = performance.now();

@@ -16,22 +16,13 @@
  *
  * @module
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { initBackend } from '../backend.ts';
 import { levelsToUnit, loadFashionMnist, resizeLevels, type Split } from '../data/fashionMnist.ts';
-import { FormatError } from '../formats/errors.ts';
 import { Rng } from '../numeric/rng.ts';
-import { checkCheckpointFits, latestCheckpointDir, readTrainCheckpoint, restoreTensors } from '../../reference/train/checkpoint.ts';
-import { TrainConfig } from '../../reference/train/config.ts';
-import { bitsPerDim, type BpdSummary } from '../../reference/train/evaluate.ts';
+import { bitsPerDim, loadForEvaluation, type BpdSummary } from '../../reference/train/evaluate.ts';
 import { diffusionFor } from '../../reference/train/loop.ts';
-import { createModel, type TrainableModel } from '../../reference/train/model.ts';
-import { disposeOptimState, initOptimState } from '../../reference/train/optim.ts';
-import { loadCheckpoint, CONFIG_FILE } from '../../reference/unet/checkpoint.ts';
-import { disposeParams } from '../../reference/unet/params.ts';
 import { UsageError, type ExitCode } from './common.ts';
 
 interface RawOptions {
@@ -80,47 +71,6 @@ export function parseBpdArgs(o: RawOptions): BpdArgs {
     stepsPerBatch: int('--steps-per-batch', o.stepsPerBatch, 1),
     json: Boolean(o.json),
   };
-}
-
-/** A model and its diffusion settings from a checkpoint directory (training or sampling format). */
-export function loadForEvaluation(path: string, ema: boolean): { model: TrainableModel; config: TrainConfig; source: string; step: number | null } {
-  if (!existsSync(path)) throw new FormatError(path, '', 'checkpoint directory does not exist');
-  const trainDir = latestCheckpointDir(path);
-  if (trainDir !== null) {
-    const ck = readTrainCheckpoint(trainDir);
-    const model = createModel(ck.state.config.model, new Rng(0));
-    const optim = initOptimState(model.names, model.variables);
-    try {
-      checkCheckpointFits(ck, model);
-      restoreTensors(ck, model, optim);
-      if (ema) for (const n of model.names) model.variables.get(n)!.assign(optim.ema.get(n)!);
-    } catch (e) {
-      model.dispose();
-      throw e;
-    } finally {
-      disposeOptimState(optim);
-    }
-    return { model, config: ck.state.config, source: ck.file, step: ck.state.step };
-  }
-  if (existsSync(join(path, CONFIG_FILE))) {
-    const loaded = loadCheckpoint(path, { ema: ema ? 'prefer' : false });
-    const c = loaded.checkpoint;
-    const config = TrainConfig.parse({
-      model: { kind: 'unet', unet: c.unet },
-      diffusion: {
-        beta_schedule: c.diffusion.beta_schedule,
-        beta_start: c.diffusion.beta_start,
-        beta_end: c.diffusion.beta_end,
-        num_diffusion_timesteps: c.diffusion.num_diffusion_timesteps,
-        model_var_type: c.diffusion.model_var_type,
-      },
-    });
-    const model = createModel(config.model, new Rng(0));
-    for (const n of model.names) model.variables.get(n)!.assign(loaded.params[n]);
-    disposeParams(loaded.params);
-    return { model, config, source: loaded.weightsFile, step: null };
-  }
-  throw new FormatError(path, '', `no checkpoint here: expected a training output directory (with ckpt-* directories), a ckpt-* directory, or a directory with ${CONFIG_FILE}`);
 }
 
 /** Run the command; resolves to the exit code. */

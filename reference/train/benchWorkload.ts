@@ -1,0 +1,206 @@
+/**
+ * The training-step workload of the benchmark: one full step of the training loop (forward pass, backward
+ * pass, gradient-norm clipping, Adam, EMA) for a UNet configuration and batch size, timed on the current tfjs
+ * backend, and the same step in PyTorch (`src/python/train_step_bench.py`, the UNet of `src/python/unet_torch.py`,
+ * 2 threads) in the same run, reported as ratios.
+ *
+ * Use it from the benchmark (`timeTrainSteps`, `torchTrainSteps`, `trainStepRows`) or on its own:
+ *
+ * ```
+ * node --import tsx reference/train/benchWorkload.ts [--workloads cifar10:1,small:8] [--min-time 10] [--json out.json] [--no-torch]
+ * ```
+ *
+ * @module
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from '../../src/io/atomic.ts';
+import { Rng } from '../../src/numeric/rng.ts';
+import { CIFAR10_CONFIG, SMALL_CONFIG, type UNetConfig } from '../unet/config.ts';
+import { TrainConfig } from './config.ts';
+import { diffusionFor, trainingStep } from './loop.ts';
+import { createModel } from './model.ts';
+import { disposeOptimState, initOptimState } from './optim.ts';
+
+/** One benchmarked training step: a model configuration at a batch size. */
+export interface TrainStepWorkload {
+  /** `cifar10` (Ho et al.'s 35.7M-parameter model) or `small` (the golden data's 1.1M-parameter model). */
+  model: 'cifar10' | 'small';
+  batch: number;
+}
+
+export const TRAIN_STEP_MODELS: Record<TrainStepWorkload['model'], UNetConfig> = { cifar10: CIFAR10_CONFIG, small: SMALL_CONFIG };
+
+/** The default workloads: the CIFAR-10 model at batch 1 (a step takes tens of seconds on a CPU) and the small one at 8. */
+export const DEFAULT_TRAIN_STEP_WORKLOADS: TrainStepWorkload[] = [
+  { model: 'cifar10', batch: 1 },
+  { model: 'small', batch: 8 },
+];
+
+/** Repetition policy: at least `minReps`, then more until `minTimeS` has passed or `maxReps` is reached (after one warm-up step). */
+export interface Reps {
+  minTimeS: number;
+  minReps: number;
+  maxReps: number;
+}
+export const DEFAULT_REPS: Reps = { minTimeS: 10, minReps: 2, maxReps: 10 };
+
+/** Timings of one workload. */
+export interface TrainStepTiming extends TrainStepWorkload {
+  times_ms: number[];
+  median_ms: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/**
+ * Time training steps on the current backend (the recipe's optimiser settings, dropout as configured, random
+ * images in [−1, 1], uniform timesteps, T = 1000), with the gradients of `reference/grad` installed. The time of
+ * a step starts when its random draws exist and ends when its loss has been read back and the update applied.
+ */
+export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], reps: Reps = DEFAULT_REPS, log?: (line: string) => void): Promise<TrainStepTiming[]> {
+  const { installGradients } = await import('../grad/index.ts');
+  installGradients();
+  const out: TrainStepTiming[] = [];
+  for (const w of workloads) {
+    const unet = TRAIN_STEP_MODELS[w.model];
+    const config = TrainConfig.parse({ model: { kind: 'unet', unet }, batch_size: w.batch });
+    const rng = new Rng(0);
+    const model = createModel(config.model, rng);
+    const optim = initOptimState(model.names, model.variables);
+    const diffusion = diffusionFor(config.diffusion);
+    try {
+      const shape = [w.batch, unet.resolution, unet.resolution, unet.in_channels];
+      const size = shape.reduce((a, b) => a * b, 1);
+      const step = async (): Promise<number> => {
+        const x0 = Float32Array.from(rng.uniforms(size), (u) => 2 * u - 1);
+        const t = Array.from({ length: w.batch }, () => rng.int(diffusion.T));
+        const noise = Float32Array.from(rng.normals(size));
+        const t0 = performance.now();
+        const r = await trainingStep(model, diffusion, config.optim, optim, { x0, t, noise, dropoutSeed: rng.int(2 ** 30), shape });
+        if (!Number.isFinite(r.loss)) throw new Error(`benchmark step: the loss is ${r.loss}`);
+        return performance.now() - t0;
+      };
+      await step();
+      const times: number[] = [];
+      const start = performance.now();
+      while (times.length < reps.minReps || (times.length < reps.maxReps && (performance.now() - start) / 1000 < reps.minTimeS)) times.push(await step());
+      out.push({ ...w, times_ms: times, median_ms: median(times) });
+      log?.(`tfjs ${tf.getBackend()} train step ${w.model} b${w.batch}: ${median(times).toFixed(0)} ms`);
+    } finally {
+      diffusion.dispose();
+      disposeOptimState(optim);
+      model.dispose();
+    }
+  }
+  return out;
+}
+
+/** The PyTorch script's result. */
+export interface TorchTrainSteps {
+  torch: string;
+  threads: number;
+  results: TrainStepTiming[];
+}
+
+/**
+ * Time the same steps in PyTorch (`/usr/bin/python3 src/python/train_step_bench.py`), `threads` threads.
+ *
+ * @param root - the repository root (where `src/python` is)
+ */
+export async function torchTrainSteps(workloads: readonly TrainStepWorkload[], reps: Reps = DEFAULT_REPS, opts: { root: string; threads?: number; python?: string }): Promise<TorchTrainSteps> {
+  const dir = mkdtempSync(join(tmpdir(), 'train-bench-'));
+  try {
+    const spec = join(dir, 'spec.json');
+    writeFileSync(
+      spec,
+      JSON.stringify({
+        models: Object.fromEntries(workloads.map((w) => [w.model, TRAIN_STEP_MODELS[w.model]])),
+        workloads,
+        min_time_s: reps.minTimeS,
+        min_reps: reps.minReps,
+        max_reps: reps.maxReps,
+      }),
+    );
+    const { stdout } = await promisify(execFile)(opts.python ?? '/usr/bin/python3', [join(opts.root, 'src/python/train_step_bench.py'), '--spec', spec, '--threads', String(opts.threads ?? 2)], {
+      maxBuffer: 1 << 24,
+    });
+    const r = JSON.parse(stdout) as TorchTrainSteps;
+    for (const x of r.results) x.median_ms = median(x.times_ms);
+    return r;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One row of the comparison table. */
+export interface TrainStepRow {
+  workload: string;
+  backend: string;
+  tfjs_ms: number;
+  torch_ms: number | null;
+  /** tfjs time / PyTorch time (goal ≤ 2). */
+  ratio: number | null;
+  images_per_s: number;
+}
+
+export function trainStepRows(backend: string, ours: readonly TrainStepTiming[], torch: TorchTrainSteps | null): TrainStepRow[] {
+  return ours.map((o) => {
+    const p = torch?.results.find((r) => r.model === o.model && r.batch === o.batch);
+    return {
+      workload: `train step ${o.model} b${o.batch}`,
+      backend,
+      tfjs_ms: o.median_ms,
+      torch_ms: p ? p.median_ms : null,
+      ratio: p ? o.median_ms / p.median_ms : null,
+      images_per_s: (1000 * o.batch) / o.median_ms,
+    };
+  });
+}
+
+export function formatRows(rows: readonly TrainStepRow[]): string {
+  const head = `${'workload'.padEnd(26)} ${'backend'.padEnd(8)} ${'tfjs ms'.padStart(10)} ${'torch ms'.padStart(10)} ${'ratio'.padStart(7)} ${'img/s'.padStart(8)}`;
+  return [
+    head,
+    ...rows.map(
+      (r) =>
+        `${r.workload.padEnd(26)} ${r.backend.padEnd(8)} ${r.tfjs_ms.toFixed(0).padStart(10)} ${(r.torch_ms === null ? '-' : r.torch_ms.toFixed(0)).padStart(10)} ${(r.ratio === null ? '-' : `${r.ratio.toFixed(2)}×`).padStart(7)} ${r.images_per_s.toFixed(2).padStart(8)}`,
+    ),
+  ].join('\n');
+}
+
+function parseWorkloads(s: string): TrainStepWorkload[] {
+  return s.split(',').map((p) => {
+    const [model, batch] = p.split(':');
+    if (!(model in TRAIN_STEP_MODELS) || !/^\d+$/.test(batch ?? '')) throw new Error(`--workloads: expected model:batch with model cifar10 or small, got ${JSON.stringify(p)}`);
+    return { model: model as TrainStepWorkload['model'], batch: Number(batch) };
+  });
+}
+
+async function main(argv: string[]): Promise<void> {
+  const arg = (name: string): string | undefined => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const { initBackend } = await import('../../src/backend.ts');
+  const report = await initBackend();
+  const workloads = arg('--workloads') ? parseWorkloads(arg('--workloads')!) : DEFAULT_TRAIN_STEP_WORKLOADS;
+  const reps: Reps = { ...DEFAULT_REPS, ...(arg('--min-time') ? { minTimeS: Number(arg('--min-time')) } : {}) };
+  const log = (l: string): void => void process.stderr.write(`${l}\n`);
+  const ours = await timeTrainSteps(workloads, reps, log);
+  const root = join(import.meta.dirname, '..', '..');
+  const torch = argv.includes('--no-torch') ? null : await torchTrainSteps(workloads, reps, { root });
+  const rows = trainStepRows(report.chosen, ours, torch);
+  process.stdout.write(`${formatRows(rows)}\n`);
+  const json = arg('--json');
+  if (json) writeFileAtomic(json, `${JSON.stringify({ backend: report.chosen, tfjs: ours, torch, rows }, null, 2)}\n`);
+}
+
+if (process.argv[1] && import.meta.filename === process.argv[1]) await main(process.argv.slice(2));

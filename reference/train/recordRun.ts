@@ -1,0 +1,243 @@
+/**
+ * The recorded Fashion-MNIST run: train the same small UNet with the same recipe for the same wall-clock budget
+ * in TypeScript (this package, default backend) and in PyTorch (`src/python/train_torch.py`, 2 threads), one
+ * after the other, evaluate both checkpoints with the same code (test bits/dim through the diffusion core's
+ * bound, ancestral samples through `ddpm-spec sample`'s sampler), and write the record into `docs/`:
+ *
+ * - `docs/figures/fashion-mnist-loss.svg`: the loss curves (vega-lite, rendered headless), against steps and
+ *   against wall-clock minutes;
+ * - `docs/figures/fashion-mnist-samples-tfjs.png`, `…-torch.png`: sample grids (EMA weights);
+ * - `docs/figures/fashion-mnist-run.json`: steps, wall time, backend, versions, test bits/dim ± standard error;
+ * - the section between `<!-- run:begin -->` and `<!-- run:end -->` of `docs/training.md`.
+ *
+ * ```
+ * node --import tsx reference/train/recordRun.ts --minutes 60 [--config reference/train/configs/fashion-mnist.json]
+ *      [--out out/fashion-mnist-run] [--docs docs] [--bpd-n 32] [--samples 36] [--sample-steps 1000] [--no-torch]
+ * ```
+ *
+ * Run it on an otherwise idle machine: both frameworks share its cores, so any other load changes the result.
+ *
+ * @module
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+import { writeFileAtomic } from '../../src/io/atomic.ts';
+import { latestCheckpointDir, readTrainCheckpoint } from './checkpoint.ts';
+import { readTrainConfig } from './config.ts';
+import { LOG_FILE, type LogRecord } from './loop.ts';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+interface Args {
+  minutes: number;
+  config: string;
+  out: string;
+  docs: string;
+  bpdN: number;
+  samples: number;
+  sampleSteps: number;
+  torch: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const get = (name: string, dflt: string): string => {
+    const i = argv.indexOf(name);
+    return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
+  };
+  const num = (name: string, dflt: string, min: number): number => {
+    const v = Number(get(name, dflt));
+    if (!(v >= min) || !Number.isFinite(v)) throw new Error(`recordRun: ${name} must be a number ≥ ${min}, got ${JSON.stringify(get(name, dflt))}`);
+    return v;
+  };
+  if (!argv.includes('--minutes')) throw new Error('recordRun: --minutes M is required (the training budget of each framework)');
+  return {
+    minutes: num('--minutes', '60', 0.1),
+    config: get('--config', join(ROOT, 'reference/train/configs/fashion-mnist.json')),
+    out: resolve(get('--out', join(ROOT, 'out/fashion-mnist-run'))),
+    docs: resolve(get('--docs', join(ROOT, 'docs'))),
+    bpdN: num('--bpd-n', '32', 1),
+    samples: num('--samples', '36', 1),
+    sampleSteps: num('--sample-steps', '1000', 1),
+    torch: !argv.includes('--no-torch'),
+  };
+}
+
+const say = (s: string): void => void process.stderr.write(`[record] ${s}\n`);
+
+function readLog(dir: string): LogRecord[] {
+  const p = join(dir, LOG_FILE);
+  if (!existsSync(p)) return [];
+  return readFileSync(p, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as LogRecord);
+}
+
+/** The two loss curves as one SVG: loss against steps and against wall-clock minutes (log scale). */
+export async function lossCurveSvg(runs: Array<{ name: string; log: LogRecord[] }>): Promise<string> {
+  const values = runs.flatMap((r) => r.log.map((l) => ({ run: r.name, step: l.step, minutes: l.elapsed_s / 60, loss: l.loss })));
+  const panel = (x: 'step' | 'minutes', title: string): vl.TopLevelSpec =>
+    ({
+      width: 360,
+      height: 240,
+      mark: { type: 'line', strokeWidth: 1.2 },
+      encoding: {
+        x: { field: x, type: 'quantitative', title },
+        y: { field: 'loss', type: 'quantitative', scale: { type: 'log' }, title: 'L_simple (mean over log interval)' },
+        color: { field: 'run', type: 'nominal', title: null },
+      },
+    }) as unknown as vl.TopLevelSpec;
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Fashion-MNIST, same model and recipe, same wall-clock budget',
+    data: { values },
+    hconcat: [panel('step', 'training step'), panel('minutes', 'wall-clock minutes')],
+  } as unknown as vl.TopLevelSpec;
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg;
+}
+
+const CLI = join(ROOT, 'bin/ddpm-spec.mjs');
+
+/** Run a command with stderr shown; resolves to its stdout, rejects on a non-zero exit. */
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    say(`$ ${[cmd === process.execPath ? 'node' : cmd, ...args].join(' ')}`);
+    const p = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.on('error', reject);
+    p.on('exit', (code) => (code === 0 ? resolvePromise(stdout) : reject(new Error(`${cmd} ${args[0]} ${args[1] ?? ''} exited with code ${code}`))));
+  });
+}
+
+interface BpdJson {
+  bits_per_dim: number;
+  standard_error: number;
+  n: number;
+  seconds: number;
+  backend: string;
+}
+
+interface Evaluation {
+  bits_per_dim: number;
+  standard_error: number;
+  n: number;
+  bpd_seconds: number;
+  samples_png: string;
+  sample_seconds: number;
+}
+
+/** Test bits/dim (`ddpm-spec bpd`) and a sample grid (`ddpm-spec sample`) of one checkpoint: the same code for both runs. */
+async function evaluate(checkpoint: string, png: string, a: Args): Promise<Evaluation> {
+  const bpd = JSON.parse(
+    await run(process.execPath, [CLI, 'bpd', '--checkpoint', checkpoint, '--data', 'fashion-mnist', '--split', 'test', '--n', String(a.bpdN), '--batch', '16', '--steps-per-batch', '4', '--seed', '0', '--json']),
+  ) as BpdJson;
+  const t0 = performance.now();
+  await run(process.execPath, [CLI, 'sample', '--checkpoint', checkpoint, '--steps', String(a.sampleSteps), '--n', String(a.samples), '--seed', '0', '--out', png]);
+  return { bits_per_dim: bpd.bits_per_dim, standard_error: bpd.standard_error, n: bpd.n, bpd_seconds: bpd.seconds, samples_png: png, sample_seconds: (performance.now() - t0) / 1000 };
+}
+
+function replaceSection(doc: string, body: string): string {
+  const begin = '<!-- run:begin -->';
+  const end = '<!-- run:end -->';
+  const i = doc.indexOf(begin);
+  const j = doc.indexOf(end);
+  if (i < 0 || j < i) return `${doc.trimEnd()}\n\n${begin}\n${body}\n${end}\n`;
+  return `${doc.slice(0, i + begin.length)}\n${body}\n${doc.slice(j)}`;
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const config = readTrainConfig(a.config);
+  if (config.model.kind !== 'unet') throw new Error(`recordRun: ${a.config} must describe a UNet`);
+  const backend = (JSON.parse(await run(process.execPath, [CLI, 'backend', '--json'])) as { chosen: string }).chosen;
+  const figures = join(a.docs, 'figures');
+  mkdirSync(figures, { recursive: true });
+  const tfjsOut = join(a.out, 'tfjs');
+  const torchOut = join(a.out, 'torch');
+  rmSync(a.out, { recursive: true, force: true });
+  mkdirSync(a.out, { recursive: true });
+  const machine = { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', loadavg_at_start: loadavg() };
+
+  say(`training with tfjs (${backend}) for ${a.minutes} min`);
+  const t0 = performance.now();
+  await run(process.execPath, [CLI, 'train', '--data', 'fashion-mnist', '--config', a.config, '--steps', '1000000000', '--out', tfjsOut, '--max-minutes', String(a.minutes)]);
+  const tfjsWall = (performance.now() - t0) / 1000;
+  const tfjsState = readTrainCheckpoint(latestCheckpointDir(tfjsOut)!).state;
+
+  let torchRun: { steps: number; elapsed_s: number; checkpoint: string; torch: string; threads: number } | null = null;
+  if (a.torch) {
+    say(`training with PyTorch for ${a.minutes} min`);
+    const out = await run('/usr/bin/python3', [join(ROOT, 'src/python/train_torch.py'), '--config', a.config, '--out', torchOut, '--minutes', String(a.minutes), '--threads', '2']);
+    torchRun = JSON.parse(out.trim().split('\n').pop()!);
+  }
+
+  say('evaluating both checkpoints with the same commands');
+  const tfjsEval = await evaluate(join(tfjsOut, 'checkpoint'), join(figures, 'fashion-mnist-samples-tfjs.png'), a);
+  const torchEval = torchRun ? await evaluate(join(torchOut, 'checkpoint'), join(figures, 'fashion-mnist-samples-torch.png'), a) : null;
+  const svg = await lossCurveSvg([
+    { name: `TypeScript, tfjs ${backend}`, log: readLog(tfjsOut) },
+    ...(torchRun ? [{ name: `PyTorch ${torchRun.torch}, ${torchRun.threads} threads`, log: readLog(torchOut) }] : []),
+  ]);
+  writeFileAtomic(join(figures, 'fashion-mnist-loss.svg'), svg);
+  const { stdout: gitRev } = await promisify(execFile)('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).catch(() => ({ stdout: 'unknown' }));
+  const record = {
+    date: new Date().toISOString(),
+    commit: gitRev.trim(),
+    budget_minutes: a.minutes,
+    config: relative(ROOT, resolve(a.config)),
+    machine,
+    tfjs: {
+      backend: `tfjs ${backend}`,
+      steps: tfjsState.step,
+      wall_s: tfjsWall,
+      train_s: tfjsState.elapsed_s,
+      images_per_s: (tfjsState.step * config.batch_size) / tfjsState.elapsed_s,
+      ...tfjsEval,
+    },
+    torch:
+      torchRun && torchEval
+        ? {
+            backend: `PyTorch ${torchRun.torch} CPU, ${torchRun.threads} threads`,
+            steps: torchRun.steps,
+            train_s: torchRun.elapsed_s,
+            images_per_s: (torchRun.steps * config.batch_size) / torchRun.elapsed_s,
+            ...torchEval,
+          }
+        : null,
+    evaluation: { bpd_images: a.bpdN, bpd_seed: 0, samples: a.samples, sample_steps: a.sampleSteps, weights: 'EMA' },
+  };
+  writeFileAtomic(join(figures, 'fashion-mnist-run.json'), `${JSON.stringify(record, null, 2)}\n`);
+  const rel = (p: string): string => relative(a.docs, p);
+  const row = (name: string, r: { backend: string; steps: number; train_s: number; images_per_s: number; bits_per_dim: number; standard_error: number; n: number }): string =>
+    `| ${name} | ${r.backend} | ${r.steps} | ${(r.train_s / 60).toFixed(1)} min | ${r.images_per_s.toFixed(1)} | ${r.bits_per_dim.toFixed(3)} ± ${r.standard_error.toFixed(3)} (n = ${r.n}) |`;
+  const body = [
+    `Recorded ${record.date.slice(0, 10)} at commit \`${record.commit}\` on ${machine.cpus} × ${machine.cpu_model} (load average at start ${machine.loadavg_at_start.map((x) => x.toFixed(2)).join(', ')}), budget ${a.minutes} min per framework, configuration \`${record.config}\`.`,
+    '',
+    '| run | backend | steps | training time | images/s | test bits/dim ± s.e. |',
+    '|---|---|---|---|---|---|',
+    row('TypeScript (this package)', record.tfjs),
+    ...(record.torch ? [row('PyTorch (same model and recipe)', record.torch)] : []),
+    '',
+    `![loss curves](${rel(join(figures, 'fashion-mnist-loss.svg'))})`,
+    '',
+    `Samples (EMA weights, ${a.sampleSteps} ancestral steps, seed 0), TypeScript then PyTorch:`,
+    '',
+    `![TypeScript samples](${rel(tfjsEval.samples_png)})${torchEval ? ` ![PyTorch samples](${rel(torchEval.samples_png)})` : ''}`,
+    '',
+    `Full record: [${rel(join(figures, 'fashion-mnist-run.json'))}](${rel(join(figures, 'fashion-mnist-run.json'))}).`,
+  ].join('\n');
+  const doc = join(a.docs, 'training.md');
+  writeFileAtomic(doc, replaceSection(existsSync(doc) ? readFileSync(doc, 'utf8') : '# Training\n', body));
+  say(`done: ${JSON.stringify({ tfjs: { steps: record.tfjs.steps, bpd: record.tfjs.bits_per_dim }, torch: record.torch ? { steps: record.torch.steps, bpd: record.torch.bits_per_dim } : null })}`);
+}
+
+if (process.argv[1] && import.meta.filename === process.argv[1]) await main();
