@@ -213,6 +213,7 @@ export function outer(x: Vector, y: Vector): number[][] {
  * Matrix product $(AB)_{ij} = \sum_k A_{ik}B_{kj}$.
  *
  * @see property `linalg.matMul.associative`
+ * @see property `linalg.validate.namesArgument`
  * @see property `linalg.matMul.identityNeutral`
  */
 export function matMul(A: Matrix, B: Matrix): number[][] {
@@ -327,6 +328,8 @@ export function checkIndexList(fn: string, arg: string, idx: unknown, n: number)
  * whose pivot is at the rounding level is singular to working precision: its condition number exceeds ~1/(nε)).
  *
  * @see property `linalg.cholesky.reconstructs`
+ * @see property `linalg.cholesky.rejectsIndefinite`
+ * @see property `linalg.validate.namesArgument`
  */
 export function cholesky(A: Matrix): number[][] {
   const n = checkSquare('cholesky', 'A', A);
@@ -432,6 +435,7 @@ function luSolveVec(lu: number[][], perm: number[], b: Vector): number[] {
  * matrix with as many rows as A (returns a matrix, one solve per column).
  *
  * @see property `linalg.solve.residual`
+ * @see property `linalg.validate.namesArgument`
  */
 export function solve(A: Matrix, b: Vector): number[];
 export function solve(A: Matrix, b: Matrix): number[][];

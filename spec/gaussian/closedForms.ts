@@ -64,6 +64,7 @@ function cholSolveMat(L: Matrix, B: Matrix): number[][] {
  * @param b - offset of length M
  * @see property `gaussian.affine.eqMonteCarlo`
  * @see property `gaussian.affine.matchesComposition`
+ * @see property `gaussian.affine.rejectsBadInput`
  */
 export function affineGaussian(g: Gaussian, A: Matrix, b: Vector): Gaussian {
   const fn = 'affineGaussian';
@@ -101,6 +102,7 @@ export function sumIndependentGaussians(g1: Gaussian, g2: Gaussian): Gaussian {
  *
  * @see property `gaussian.marginal.eqQuadrature`
  * @see property `gaussian.marginal.eqMonteCarlo`
+ * @see property `gaussian.marginal.commutes`
  */
 export function gaussianMarginal(g: Gaussian, idx: readonly number[]): Gaussian {
   const fn = 'gaussianMarginal';
@@ -120,7 +122,9 @@ export function gaussianMarginal(g: Gaussian, idx: readonly number[]): Gaussian 
  * @param idxB - 0-based indices of the observed variables, disjoint from idxA
  * @param xB - observed values, `xB[k]` for variable `idxB[k]`
  * @see property `gaussian.conditional.eqLogJointMinusLogMarginal`
- * @see property `gaussian.conditional.eqMonteCarloRegression`
+ * @see property `gaussian.conditional.eqPrecisionForm`
+ * @see property `gaussian.conditional.eqQuadrature`
+ * @see property `gaussian.conditional.rejectsBadInput`
  */
 export function gaussianConditional(g: Gaussian, idxA: readonly number[], idxB: readonly number[], xB: Vector): Gaussian {
   const fn = 'gaussianConditional';
@@ -176,6 +180,7 @@ export type LinearGaussianModel = z.infer<typeof LinearGaussianModel>;
  * $$\begin{pmatrix}x\\y\end{pmatrix}\sim\mathcal N\!\left(\begin{pmatrix}\mu\\A\mu+b\end{pmatrix},
  *   \begin{pmatrix}\Lambda^{-1}&\Lambda^{-1}A^\top\\A\Lambda^{-1}&L^{-1}+A\Lambda^{-1}A^\top\end{pmatrix}\right)$$
  *
+ * @see property `gaussian.linearGaussian.jointEqMonteCarlo`
  * @see property `gaussian.linearGaussian.marginalEqJoint`
  * @see property `gaussian.linearGaussian.posteriorEqJoint`
  */
@@ -239,6 +244,8 @@ export function linearGaussianPosterior(m: LinearGaussianModel, y: Vector): Gaus
  *
  * @returns `gaussian` N(c, C) and `logNormaliser` log Z (nats)
  * @see property `gaussian.product.eqPointwise`
+ * @see property `gaussian.product.normaliserEqQuadrature`
+ * @see property `gaussian.product.rejectsMismatchedDims`
  */
 export function productOfGaussians(g1: Gaussian, g2: Gaussian): { gaussian: Gaussian; logNormaliser: number } {
   const fn = 'productOfGaussians';

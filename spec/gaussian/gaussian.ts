@@ -55,6 +55,7 @@ function spdViolation(A: readonly (readonly number[])[]): string | null {
  * {@link SYMMETRY_RTOL}, and its Cholesky factorisation succeeds. The error names the first violated condition.
  *
  * @see property `gaussian.schema.rejectsNonSpd`
+ * @see property `linalg.cholesky.rejectsIndefinite`
  */
 export const SpdMatrix = z
   .array(z.array(z.number()).readonly())
@@ -96,6 +97,7 @@ export type Gaussian = z.infer<typeof Gaussian>;
  *
  * @param x - a point of length D
  * @see property `gaussian.logPdf.integratesToOne`
+ * @see property `gaussian.logPdf.eqEigenForm`
  * @see property `gaussian.logPdf.eqProductOf1d`
  * @see property `gaussian.normal1d.logPdfAgreesWithStdlib`
  */
@@ -124,6 +126,7 @@ function logPdfWithFactor(mean: readonly number[], L: readonly (readonly number[
  * One draw from N(μ, Σ) through the Cholesky factor: x = μ + Lε with ε ~ N(0, I_D) taken from `rng`
  * (D standard normals, in order).
  *
+ * @see property `gaussian.sample.usesCholeskyFactor`
  * @see property `gaussian.sample.momentsEqMonteCarlo`
  */
 export function gaussianSample(g: Gaussian, rng: Rng): number[] {
