@@ -371,6 +371,7 @@ export async function checkCommand(o: CliOptions, out: NodeJS.WritableStream = p
   if (o.builtin !== undefined && o.builtin !== 'reference' && o.builtin !== 'spec') throw new UsageError(`--builtin must be reference or spec, got ${JSON.stringify(o.builtin)}`);
   if (o.impl !== undefined && o.builtin !== undefined) throw new UsageError('--impl and --builtin exclude each other: --impl checks another implementation, --builtin one of ours');
   if (!o.laws && !o.goldenCases) throw new UsageError('--no-laws and --no-golden together leave nothing to check');
+  if (o.backend !== undefined && (o.impl !== undefined || o.builtin === 'spec')) throw new UsageError('--backend chooses the tfjs backend of the built-in reference; it does not apply to --impl or --builtin spec');
   const seed = o.seed === undefined ? undefined : Number(o.seed);
   if (seed !== undefined && !Number.isSafeInteger(seed)) throw new UsageError(`--seed must be an integer, got ${JSON.stringify(o.seed)}`);
   const tty = err.isTTY === true;
@@ -420,7 +421,7 @@ export function registerCheck(program: Command, code: ExitCode): void {
     .option('--no-laws', 'skip the laws of the spec')
     .option('--no-golden', 'skip the golden cases (run only the laws)')
     .option('--only <names...>', 'only golden files whose name contains one of these strings')
-    .option('--failures', 'print only the rows that failed (and the summary)')
+    .option('--failures', 'print the failures and the summary, without the table of every row')
     .option('--timeout <seconds>', 'seconds to wait for one answer of --impl (default 120)')
     .option('--seed <int>', 'seed of the laws\' random inputs (default 0)')
     .option('--no-color', 'no colours in the table')

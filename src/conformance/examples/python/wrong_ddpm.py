@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""A DDPM in numpy (float64) with two deliberate, realistic mistakes, to show what `ddpm-spec check` reports.
+"""A DDPM in numpy with two deliberate, realistic mistakes, to show what `ddpm-spec check` reports.
+
+Arithmetic: float64, except the discretised likelihood, which is computed in float32 as the reference code computes
+it (its tails are float32 artefacts that a float64 version cannot reproduce; see golden/upstream/README.md).
 
     npx ddpm-spec check --impl "/usr/bin/python3 src/conformance/examples/python/wrong_ddpm.py"
 
