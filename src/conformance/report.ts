@@ -183,7 +183,8 @@ export function formatTable(report: Report, opts: TableOptions = {}): string {
   out.push(`ddpm-spec check: ${impl.name}${report.backend ? ` on the ${report.backend} backend` : ''}`);
   if (impl.command) out.push(`  command: ${impl.command}`);
   if (impl.notes) out.push(`  notes: ${impl.notes}`);
-  if (report.golden) out.push(`  golden data: ${report.golden.dir} (${report.golden.files.length} files replayed, ${report.golden.skipped.length} skipped)`);
+  const n = (k: number, what: string): string => `${k} ${what}${k === 1 ? '' : 's'}`;
+  if (report.golden) out.push(`  golden data: ${report.golden.dir} (${n(report.golden.files.length, 'file')} replayed, ${report.golden.skipped.length} skipped)`);
   out.push(`  laws of the spec: ${report.laws ? 'run' : 'not run'}`);
 
   let lastFile = '';
