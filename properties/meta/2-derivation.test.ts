@@ -113,8 +113,18 @@ function hasExport(node: ts.Node): boolean {
   return ts.canHaveModifiers(node) && (ts.getModifiers(node) ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
 }
 
+const exportCache = new Map<string, SpecExport[]>();
+
 /** The exports defined in a file (re-exports from other modules are skipped: they are checked at their source). */
 function specExports(file: string): SpecExport[] {
+  const hit = exportCache.get(file);
+  if (hit) return hit;
+  const out = specExportsUncached(file);
+  exportCache.set(file, out);
+  return out;
+}
+
+function specExportsUncached(file: string): SpecExport[] {
   const sf = parse(file);
   const byName = new Map<string, SpecExport>();
   const add = (name: string, isType: boolean, doc: string) => {
