@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 
 /** The backends this project knows, in order of preference. */
@@ -140,6 +141,25 @@ async function webgpuAdapter(): Promise<{ description: string; software: boolean
   return webgpuAdapterInfo;
 }
 
+/**
+ * Is there a GPU device node at all (`/dev/dri/renderD*`, `/dev/nvidia*`, `/dev/dxg`)? Without one Dawn can only
+ * find a software adapter, so automatic selection skips the Dawn probe (which also prints driver warnings).
+ */
+function gpuDeviceNodes(): string[] {
+  const found: string[] = [];
+  try {
+    for (const f of readdirSync('/dev/dri')) if (f.startsWith('renderD')) found.push(`/dev/dri/${f}`);
+  } catch {
+    // no /dev/dri
+  }
+  try {
+    for (const f of readdirSync('/dev')) if (/^nvidia\d+$/.test(f) || f === 'dxg') found.push(`/dev/${f}`);
+  } catch {
+    // no /dev listing
+  }
+  return found;
+}
+
 async function probeWebgpu(): Promise<BackendProbe> {
   try {
     const a = await webgpuAdapter();
@@ -239,6 +259,15 @@ export async function initBackend(opts: { name?: string; env?: Record<string, st
   const probes: BackendProbe[] = [];
   for (const name of BACKENDS) {
     if (name === 'webgpu') {
+      if (process.platform === 'linux' && gpuDeviceNodes().length === 0) {
+        probes.push({
+          name,
+          usable: false,
+          automatic: false,
+          why: 'no GPU device node (/dev/dri/renderD*, /dev/nvidia*): only a software adapter could exist, which is never chosen automatically; DDPM_BACKEND=webgpu tries it',
+        });
+        continue;
+      }
       const p = await probeWebgpu();
       if (!p.automatic) {
         probes.push(p);
