@@ -13,7 +13,15 @@ import * as tf from '@tensorflow/tfjs';
  *   \sigma^2_{n,g} = \frac{1}{HW\,C/G}\sum_{h,w,c\in g}(x_{n,h,w,c}-\mu_{n,g})^2,$$
  * $$y_{n,h,w,c} = \gamma_c\,\frac{x_{n,h,w,c}-\mu_{n,g(c)}}{\sqrt{\sigma^2_{n,g(c)}+\varepsilon}} + \beta_c$$
  *
- * (biased variance, as PyTorch). Channel c belongs to group ⌊c/(C/G)⌋.
+ * (biased variance, as PyTorch; two passes, the variance of the centred values). Channel c belongs to group
+ * ⌊c/(C/G)⌋.
+ *
+ * Formulation: the spatial means per channel are average poolings over the whole feature map, and the group
+ * statistics are means over the C/G channel means (every channel has the same HW positions, so the mean of
+ * the means is the mean). Every full-size operation is then an elementwise op whose broadcast operand varies
+ * along the channel axis. On the wasm backend of tfjs 4.22 this is ~5× faster than `tf.moments` over
+ * non-adjacent axes, which transposes the whole tensor for each reduction, and than a broadcast along a
+ * trailing axis of size 1, which takes a slow path (≈ 7× a plain elementwise op).
  *
  * @param x - `[N, H, W, C]`, C divisible by `groups`
  * @param gamma - `[C]` scale
@@ -30,11 +38,14 @@ export function groupNorm(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D,
   }
   const cg = c / groups;
   return tf.tidy(() => {
-    const xg = x.reshape([n, h * w, groups, cg]);
-    const { mean, variance } = tf.moments(xg, [1, 3], true); // [N,1,G,1]
-    // y = x·s + (β − μ·s) with s = γ/√(σ²+ε): two passes over x after the statistics.
-    const s = tf.rsqrt(variance.add(eps)).mul(gamma.reshape([1, 1, groups, cg])); // [N,1,G,C/G]
-    const shift = beta.reshape([1, 1, groups, cg]).sub(mean.mul(s));
-    return xg.mul(s).add(shift).reshape([n, h, w, c]) as tf.Tensor4D;
+    /** Per-channel spatial means [N,1,1,C] → per-group means broadcast back to the group's channels [N,1,1,C]. */
+    const groupMean = (t: tf.Tensor4D): tf.Tensor4D => {
+      const perChannel = tf.avgPool(t, [h, w], 1, 'valid'); // [N,1,1,C]
+      const perGroup = perChannel.reshape([n, groups, cg]).mean(2, true); // [N,G,1]
+      return tf.tile(perGroup, [1, 1, cg]).reshape([n, 1, 1, c]) as tf.Tensor4D;
+    };
+    const d = x.sub(groupMean(x)) as tf.Tensor4D;
+    const variance = groupMean(d.mul(d) as tf.Tensor4D);
+    return d.mul(tf.rsqrt(variance.add(eps)).mul(gamma)).add(beta) as tf.Tensor4D;
   });
 }

@@ -6,7 +6,7 @@
  */
 export { UNetConfig, CIFAR10_CONFIG, LSUN256_CONFIG, SMALL_CONFIG, TINY_CONFIG, GROUPS, NORM_EPS } from './config.ts';
 export { paramSpecs, countParams, initParams, initValues, disposeParams, unetPlan, type ParamSpec, type ParamKind, type UNetParams, type UNetPlan } from './params.ts';
-export { unetForward, type ForwardOptions } from './model.ts';
+export { unetForward, LAYER_KINDS, type ForwardOptions, type LayerKind } from './model.ts';
 export {
   paramsFromStateDict,
   stateDictFromParams,

@@ -43,7 +43,27 @@ export interface ForwardOptions {
    * order) draws its mask with seed `dropoutSeed + k`. Without it (the default) the model is in eval mode.
    */
   dropoutSeed?: number;
+  /**
+   * Profiling: called with the wall-clock milliseconds of each layer as it runs, by layer kind. Meaningful on
+   * synchronous backends (wasm, cpu), where an op has finished when it returns; on webgpu it measures dispatch.
+   */
+  timer?: (kind: LayerKind, ms: number) => void;
 }
+
+/** The layer kinds {@link ForwardOptions.timer} reports. */
+export const LAYER_KINDS = [
+  'conv 3×3',
+  'conv 1×1',
+  'group norm',
+  'swish',
+  'attention core',
+  'downsample',
+  'upsample',
+  'concat',
+  'residual add',
+  'timestep embedding + dense',
+] as const;
+export type LayerKind = (typeof LAYER_KINDS)[number];
 
 class Ctx {
   private block = 0;
@@ -61,29 +81,41 @@ class Ctx {
     if (this.opts.capture) this.opts.capture(name, tf.keep(t.clone()));
     return t;
   }
+  time<T>(kind: LayerKind, f: () => T): T {
+    const timer = this.opts.timer;
+    if (timer === undefined) return f();
+    const t0 = performance.now();
+    const r = f();
+    timer(kind, performance.now() - t0);
+    return r;
+  }
   nextDropoutSeed(): number | null {
     return this.opts.dropoutSeed === undefined ? null : this.opts.dropoutSeed + this.block++;
   }
 }
 
 function norm(c: Ctx, name: string, x: tf.Tensor4D): tf.Tensor4D {
-  return c.rec(name, groupNorm(x, c.get(`${name}.weight`), c.get(`${name}.bias`), GROUPS, NORM_EPS));
+  return c.rec(name, c.time('group norm', () => groupNorm(x, c.get(`${name}.weight`), c.get(`${name}.bias`), GROUPS, NORM_EPS)));
 }
 function conv(c: Ctx, name: string, x: tf.Tensor4D): tf.Tensor4D {
-  return c.rec(name, conv2dSame(x, c.get(`${name}.weight`), c.get(`${name}.bias`)));
+  const w = c.get<tf.Tensor4D>(`${name}.weight`);
+  return c.rec(name, c.time(w.shape[0] === 1 ? 'conv 1×1' : 'conv 3×3', () => conv2dSame(x, w, c.get(`${name}.bias`))));
+}
+function act<T extends tf.Tensor>(c: Ctx, x: T): T {
+  return c.time('swish', () => swish(x));
 }
 
 function resBlock(c: Ctx, b: ResBlockPlan, x: tf.Tensor4D, tembAct: tf.Tensor2D): tf.Tensor4D {
   const p = b.prefix;
-  let h = conv(c, `${p}.conv1`, swish(norm(c, `${p}.norm1`, x)));
-  const tp = c.rec(`${p}.temb_proj`, dense(tembAct, c.get(`${p}.temb_proj.weight`), c.get(`${p}.temb_proj.bias`)));
-  h = h.add(tp.reshape([tp.shape[0], 1, 1, tp.shape[1]]));
-  let a = swish(norm(c, `${p}.norm2`, h));
+  let h = conv(c, `${p}.conv1`, act(c, norm(c, `${p}.norm1`, x)));
+  const tp = c.rec(`${p}.temb_proj`, c.time('timestep embedding + dense', () => dense(tembAct, c.get(`${p}.temb_proj.weight`), c.get(`${p}.temb_proj.bias`))));
+  h = c.time('residual add', () => h.add(tp.reshape([tp.shape[0], 1, 1, tp.shape[1]])));
+  let a = act(c, norm(c, `${p}.norm2`, h));
   const seed = c.nextDropoutSeed();
   if (seed !== null && c.config.dropout > 0) a = tf.dropout(a, c.config.dropout, undefined, seed) as tf.Tensor4D;
   h = conv(c, `${p}.conv2`, a);
   const shortcut = b.inCh !== b.outCh ? conv(c, `${p}.nin_shortcut`, x) : x;
-  return c.rec(p, shortcut.add(h));
+  return c.rec(p, c.time('residual add', () => shortcut.add(h)));
 }
 
 function attnBlock(c: Ctx, p: string, x: tf.Tensor4D): tf.Tensor4D {
@@ -93,8 +125,9 @@ function attnBlock(c: Ctx, p: string, x: tf.Tensor4D): tf.Tensor4D {
   const k = conv(c, `${p}.k`, hn);
   const v = conv(c, `${p}.v`, hn);
   const flat = (t: tf.Tensor4D): tf.Tensor3D => t.reshape([n, hh * ww, ch]);
-  const att = dotProductAttention(flat(q), flat(k), flat(v)).reshape([n, hh, ww, ch]) as tf.Tensor4D;
-  return c.rec(p, x.add(conv(c, `${p}.proj_out`, att)));
+  const att = c.time('attention core', () => dotProductAttention(flat(q), flat(k), flat(v)).reshape([n, hh, ww, ch]) as tf.Tensor4D);
+  const o = conv(c, `${p}.proj_out`, att);
+  return c.rec(p, c.time('residual add', () => x.add(o)));
 }
 
 /** Check the input shapes against the configuration; the error names the argument and what was expected. */
@@ -122,11 +155,12 @@ export function unetForward(config: UNetConfig, params: UNetParams, x: tf.Tensor
   const plan = unetPlan(config);
   const c = new Ctx(params, config, opts);
   return tf.tidy(() => {
-    const emb = c.rec('timestep_embedding', timestepEmbedding(t, config.ch));
-    let temb = c.rec('temb.dense.0', dense(emb, c.get('temb.dense.0.weight'), c.get('temb.dense.0.bias')));
-    temb = c.rec('temb.dense.1', dense(swish(temb), c.get('temb.dense.1.weight'), c.get('temb.dense.1.bias')));
+    const te = 'timestep embedding + dense';
+    const emb = c.rec('timestep_embedding', c.time(te, () => timestepEmbedding(t, config.ch)));
+    let temb = c.rec('temb.dense.0', c.time(te, () => dense(emb, c.get('temb.dense.0.weight'), c.get('temb.dense.0.bias'))));
+    temb = c.rec('temb.dense.1', c.time(te, () => dense(swish(temb), c.get('temb.dense.1.weight'), c.get('temb.dense.1.bias'))));
     // Every residual block applies the swish to temb before its projection; compute it once.
-    const tembAct = swish(temb);
+    const tembAct = c.time(te, () => swish(temb));
 
     const hs: tf.Tensor4D[] = [conv(c, 'conv_in', x.toFloat())];
     for (const lv of plan.down) {
@@ -138,7 +172,7 @@ export function unetForward(config: UNetConfig, params: UNetParams, x: tf.Tensor
       if (lv.resample) {
         const w = config.resamp_with_conv ? c.get<tf.Tensor4D>(`${lv.resample}.conv.weight`) : null;
         const bias = config.resamp_with_conv ? c.get<tf.Tensor1D>(`${lv.resample}.conv.bias`) : null;
-        const d = downsample(hs[hs.length - 1], w, bias);
+        const d = c.time('downsample', () => downsample(hs[hs.length - 1], w, bias));
         if (config.resamp_with_conv) c.rec(`${lv.resample}.conv`, d);
         hs.push(c.rec(lv.resample, d));
       }
@@ -152,17 +186,18 @@ export function unetForward(config: UNetConfig, params: UNetParams, x: tf.Tensor
     for (const lv of plan.up) {
       for (let b = 0; b < lv.blocks.length; b++) {
         const skip = hs.pop()!;
-        h = resBlock(c, lv.blocks[b], tf.concat([h, skip], 3), tembAct);
+        const cat = c.time('concat', () => tf.concat([h, skip], 3));
+        h = resBlock(c, lv.blocks[b], cat, tembAct);
         if (lv.attn.length > 0) h = attnBlock(c, lv.attn[b], h);
       }
       if (lv.resample) {
-        let u = upsampleNearest2x(h);
+        let u = c.time('upsample', () => upsampleNearest2x(h));
         if (config.resamp_with_conv) u = conv(c, `${lv.resample}.conv`, u);
         h = c.rec(lv.resample, u);
       }
     }
 
-    h = swish(norm(c, 'norm_out', h));
+    h = act(c, norm(c, 'norm_out', h));
     return conv(c, 'conv_out', h);
   });
 }

@@ -1,0 +1,262 @@
+/**
+ * `npm run bench`: the UNet forward pass and one ancestral sampling step, for Ho et al.'s CIFAR-10 model and the
+ * small golden model, at batch 1 and 8, on every available tfjs backend and in PyTorch on the CPU (2 threads,
+ * and 1 thread for reference), in one run; a table of medians with the ratio to PyTorch, GFLOP/s against the
+ * machine's measured matrix-multiply peak, a per-layer-kind profile of the wasm forward pass, and a JSON file.
+ *
+ * Engines run in their own processes and strictly one at a time, interleaved workload by workload, so that they
+ * see the same (possibly busy) machine. A workload that would take too long on a slow engine (the cpu backend,
+ * software WebGPU) is timed once, or skipped with the estimate that ruled it out.
+ *
+ * ```
+ * npm run bench -- [--quick] [--backends wasm,cpu,webgpu] [--no-torch] [--out FILE] [--max-estimate-s 60]
+ * ```
+ *
+ * @module
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { probeAll } from '../backend.ts';
+import { LAYER_KINDS, type LayerKind } from '../../reference/unet/model.ts';
+import { countParams } from '../../reference/unet/params.ts';
+import { forwardFlops, totalForwardFlops } from './flops.ts';
+import { BENCH_MODELS, median, type TimingOptions, type Workload } from './workloads.ts';
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const flag = (name: string) => process.argv.includes(name);
+
+const quick = flag('--quick');
+const maxEstimateS = Number(arg('--max-estimate-s') ?? '60');
+const timing: TimingOptions = quick ? { minTimeS: 1, minReps: 2, maxReps: 3, singleRunAboveS: 5 } : { minTimeS: 3, minReps: 3, maxReps: 7, singleRunAboveS: 10 };
+
+/** A benchmark engine process speaking the `@@bench` line protocol. */
+class Engine {
+  private lines: AsyncIterator<string>;
+  info: Record<string, unknown> = {};
+  constructor(
+    readonly name: string,
+    readonly kind: 'tfjs' | 'torch',
+    private proc: ChildProcessWithoutNullStreams,
+  ) {
+    const rl = createInterface({ input: proc.stdout });
+    this.lines = rl[Symbol.asyncIterator]();
+    proc.stderr.on('data', (d: Buffer) => {
+      const text = d.toString().replace(/^Warning: max\w+ artificially reduced.*\n?/gm, '');
+      if (text.trim()) process.stderr.write(text.replace(/^/gm, `  [${this.name}] `).replace(/ +$/, ''));
+    });
+  }
+  async next(): Promise<Record<string, unknown>> {
+    for (;;) {
+      const r = await this.lines.next();
+      if (r.done) throw new Error(`${this.name}: the engine process ended unexpectedly`);
+      if (r.value.startsWith('@@bench ')) return JSON.parse(r.value.slice(8)) as Record<string, unknown>;
+    }
+  }
+  async ready(): Promise<void> {
+    this.info = await this.next();
+  }
+  async request<T>(req: Record<string, unknown>): Promise<T> {
+    this.proc.stdin.write(`${JSON.stringify(req)}\n`);
+    const r = await this.next();
+    if (!r.ok) throw new Error(`${this.name}: ${String(r.error)}`);
+    return r.result as T;
+  }
+  async quit(): Promise<void> {
+    try {
+      await this.request({ op: 'quit' });
+    } catch {
+      /* already gone */
+    }
+    this.proc.kill();
+  }
+}
+
+function tfjsEngine(name: string, backend: string, workers = 0): Engine {
+  const p = spawn(process.execPath, ['--import', 'tsx', 'src/bench/engine.ts', '--backend', backend, '--workers', String(workers)], {
+    env: { ...process.env, IS_TEST: 'true' },
+  });
+  return new Engine(name, 'tfjs', p);
+}
+function torchEngine(name: string, threads: number): Engine {
+  return new Engine(name, 'torch', spawn('/usr/bin/python3', ['src/python/bench_torch.py', '--threads', String(threads)]));
+}
+
+interface Result {
+  engine: string;
+  workload: Workload;
+  times?: number[];
+  medianMs?: number;
+  skipped?: string;
+  note?: string;
+}
+
+const fmtMs = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`);
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const load0 = loadavg();
+  process.stderr.write(`bench: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${load0.map((l) => l.toFixed(2)).join(' ')}\n`);
+
+  // Engines.
+  let backends: string[];
+  const forced = arg('--backends');
+  if (forced) backends = forced.split(',').map((s) => s.trim());
+  else {
+    const probes = await probeAll();
+    backends = probes.filter((p) => p.usable).map((p) => p.name);
+    for (const p of probes.filter((q) => !q.usable)) process.stderr.write(`bench: backend ${p.name} not available: ${p.why.slice(0, 160)}\n`);
+  }
+  const engines: Engine[] = [];
+  for (const b of backends) {
+    engines.push(tfjsEngine(`tfjs ${b}`, b));
+    if (b === 'wasm') engines.push(tfjsEngine('tfjs wasm ×2 threads', 'wasm', 2));
+  }
+  if (!flag('--no-torch')) engines.push(torchEngine('PyTorch 2 threads', 2), torchEngine('PyTorch 1 thread', 1));
+  await Promise.all(engines.map((e) => e.ready()));
+  process.stderr.write(`bench: engines ${engines.map((e) => e.name).join(', ')}\n`);
+
+  // Peaks.
+  const peaks: Record<string, number> = {};
+  const torch2 = engines.find((e) => e.name === 'PyTorch 2 threads');
+  if (torch2) {
+    const p = await torch2.request<{ numpy_gflops: number; torch_gflops: number }>({ op: 'peak' });
+    peaks['NumPy/OpenBLAS matmul 2048², 2 threads'] = p.numpy_gflops;
+    peaks['PyTorch matmul 2048², 2 threads'] = p.torch_gflops;
+  }
+  const wasm = engines.find((e) => e.name === 'tfjs wasm');
+  if (wasm) peaks['tfjs wasm matMul 1024², 1 thread'] = (await wasm.request<{ gflops: number }>({ op: 'matmul' })).gflops;
+  const peak = peaks['NumPy/OpenBLAS matmul 2048², 2 threads'] ?? Math.max(0, ...Object.values(peaks));
+
+  // Workloads, smallest first (their timings predict the larger ones).
+  const models = quick ? ['small'] : ['small', 'cifar10'];
+  const workloads: Workload[] = [];
+  for (const model of models) for (const batch of [1, 8]) for (const kind of ['forward', 'step'] as const) workloads.push({ model, batch, kind });
+  const results: Result[] = [];
+  const estimate = (e: Engine, w: Workload): number | null => {
+    const prior = results.filter((r) => r.engine === e.name && r.medianMs !== undefined && r.workload.model === w.model);
+    const same = prior.find((r) => r.workload.batch === w.batch && r.workload.kind === 'forward');
+    if (same) return same.medianMs!; // a step costs about one forward pass
+    const smaller = prior.find((r) => r.workload.batch < w.batch);
+    if (smaller) return (smaller.medianMs! * w.batch) / smaller.workload.batch;
+    const other = results.filter((r) => r.engine === e.name && r.medianMs !== undefined && r.workload.batch === w.batch);
+    if (other.length > 0) {
+      const o = other[0];
+      return (o.medianMs! * totalForwardFlops(BENCH_MODELS[w.model])) / totalForwardFlops(BENCH_MODELS[o.workload.model]);
+    }
+    return null;
+  };
+  for (const w of workloads) {
+    for (const e of engines) {
+      const label = `${w.model} b${w.batch} ${w.kind}`;
+      if (e.name.includes('×2 threads') && w.batch < 2) continue;
+      const est = estimate(e, w);
+      if (est !== null && est > maxEstimateS * 1000) {
+        results.push({ engine: e.name, workload: w, skipped: `estimated ${fmtMs(est)} per run > --max-estimate-s ${maxEstimateS}` });
+        process.stderr.write(`bench: ${e.name}: ${label}: skipped (estimated ${fmtMs(est)})\n`);
+        continue;
+      }
+      try {
+        const r =
+          e.kind === 'torch'
+            ? await e.request<{ times: number[] }>({ op: 'time', workload: w, config: BENCH_MODELS[w.model], timing })
+            : await e.request<{ times: number[] }>({ op: 'time', workload: w, timing });
+        const m = median(r.times);
+        results.push({ engine: e.name, workload: w, times: r.times, medianMs: m, ...(r.times.length === 1 ? { note: 'one run (slow)' } : {}) });
+        process.stderr.write(`bench: ${e.name}: ${label}: ${fmtMs(m)} (${r.times.length} runs)\n`);
+      } catch (err) {
+        results.push({ engine: e.name, workload: w, skipped: (err as Error).message.slice(0, 200) });
+        process.stderr.write(`bench: ${e.name}: ${label}: failed: ${(err as Error).message}\n`);
+      }
+    }
+  }
+
+  // Per-layer profile of the wasm forward pass.
+  const profiles: Array<{ workload: Workload; totalMs: number; layers: Record<LayerKind, number> }> = [];
+  if (wasm) {
+    for (const w of (quick ? [{ model: 'small', batch: 8, kind: 'forward' }] : [
+      { model: 'cifar10', batch: 1, kind: 'forward' },
+      { model: 'cifar10', batch: 8, kind: 'forward' },
+    ]) as Workload[]) {
+      const p = await wasm.request<{ totalMs: number; layers: Record<LayerKind, number> }>({ op: 'profile', workload: w, reps: w.batch === 1 ? 3 : 1 });
+      profiles.push({ workload: w, ...p });
+    }
+  }
+  await Promise.all(engines.map((e) => e.quit()));
+  const load1 = loadavg();
+
+  // Report.
+  const names = engines.map((e) => e.name);
+  const ref = 'PyTorch 2 threads';
+  const lines: string[] = [];
+  lines.push(`UNet benchmark, ${started.toISOString()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`);
+  lines.push(`load average at start ${load0.map((l) => l.toFixed(2)).join(' ')}, at end ${load1.map((l) => l.toFixed(2)).join(' ')}${Math.max(load0[0], load1[0]) > cpus().length * 0.75 ? ' — the machine was busy: timings are inflated and noisy' : ''}`);
+  lines.push(`matrix-multiply peaks: ${Object.entries(peaks).map(([k, v]) => `${k} ${v.toFixed(1)} GFLOP/s`).join('; ')}`);
+  lines.push(
+    `models: ${models.map((m) => `${m} (${countParams(BENCH_MODELS[m]).toLocaleString('en-US')} parameters, ${(totalForwardFlops(BENCH_MODELS[m]) / 1e9).toFixed(3)} GFLOP per image forward)`).join('; ')}`,
+  );
+  lines.push('');
+  lines.push('median time per call; ×: ratio to PyTorch with 2 threads (lower is better); GFLOP/s of the forward pass');
+  lines.push('');
+  lines.push(`| workload | ${names.join(' | ')} |`);
+  lines.push(`|---|${names.map(() => '---').join('|')}|`);
+  for (const w of workloads) {
+    const flops = totalForwardFlops(BENCH_MODELS[w.model]) * w.batch;
+    const refR = results.find((r) => r.engine === ref && r.workload === w);
+    const cells = names.map((n) => {
+      const r = results.find((q) => q.engine === n && q.workload === w);
+      if (r === undefined) return '—';
+      if (r.medianMs === undefined) return `skipped`;
+      const ratio = refR?.medianMs ? ` (×${(r.medianMs / refR.medianMs).toFixed(2)})` : '';
+      return `${fmtMs(r.medianMs)}${n === ref ? '' : ratio}, ${(flops / r.medianMs / 1e6).toFixed(1)} GF/s${r.note ? '¹' : ''}`;
+    });
+    lines.push(`| ${w.model} b${w.batch} ${w.kind} | ${cells.join(' | ')} |`);
+  }
+  lines.push('');
+  lines.push(`¹ timed once (a slow engine); skipped: estimated above ${maxEstimateS} s per call. Peak for %: ${peak.toFixed(1)} GFLOP/s (NumPy, 2 threads).`);
+  for (const p of profiles) {
+    const c = BENCH_MODELS[p.workload.model];
+    const f = forwardFlops(c);
+    const sum = Object.values(p.layers).reduce((a, b) => a + b, 0);
+    lines.push('');
+    lines.push(`per-layer profile, tfjs wasm, ${p.workload.model} batch ${p.workload.batch} forward: ${fmtMs(p.totalMs)} per call (${fmtMs(sum)} inside layers)`);
+    lines.push('');
+    lines.push('| layer kind | ms | share | GFLOP | GFLOP/s |');
+    lines.push('|---|---|---|---|---|');
+    for (const k of [...LAYER_KINDS].sort((a, b) => p.layers[b] - p.layers[a])) {
+      const ms = p.layers[k];
+      const gf = ((f.get(k) ?? 0) * p.workload.batch) / 1e9;
+      lines.push(`| ${k} | ${ms.toFixed(1)} | ${((100 * ms) / p.totalMs).toFixed(1)} % | ${gf ? gf.toFixed(2) : '—'} | ${gf ? ((gf * 1000) / ms).toFixed(1) : '—'} |`);
+    }
+  }
+  const text = lines.join('\n');
+  process.stdout.write(`\n${text}\n`);
+  const out = arg('--out') ?? join(tmpdir(), `ddpm-bench-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileAtomic(
+    out,
+    `${JSON.stringify(
+      {
+        started: started.toISOString(),
+        machine: { cores: cpus().length, cpu: cpus()[0]?.model, loadavgStart: load0, loadavgEnd: load1, node: process.version },
+        engines: engines.map((e) => ({ name: e.name, info: e.info })),
+        peaksGflops: peaks,
+        timing,
+        models: Object.fromEntries(models.map((m) => [m, { config: BENCH_MODELS[m], parameters: countParams(BENCH_MODELS[m]), forwardFlopsPerImage: totalForwardFlops(BENCH_MODELS[m]) }])),
+        results,
+        profiles,
+        table: text,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  process.stdout.write(`\nresults: ${out}\n`);
+}
+
+await main();
+process.exit(0);
