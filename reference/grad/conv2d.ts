@@ -144,13 +144,20 @@ export function conv2dFilterGrad(
  */
 export function dilateSpatial(x: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
   if (sh === 1 && sw === 1) return x.clone();
+  // Rank-4 reshapes and pads only: the webgpu backend's pad shader cannot index rank-6 tensors.
   return tf.tidy((): tf.Tensor4D => {
     const [n, h, w, c] = x.shape;
-    const spread: tf.Tensor4D = x
-      .reshape([n, h, 1, w, 1, c])
-      .pad([[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
-      .reshape([n, h * sh, w * sw, c]) as tf.Tensor4D;
-    return tf.slice(spread, [0, 0, 0, 0], [n, sh * (h - 1) + 1, sw * (w - 1) + 1, c]);
+    let y: tf.Tensor4D = x;
+    if (sh > 1) {
+      const rows = tf.pad(y.reshape([n, h, 1, w * c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0]]).reshape([n, h * sh, w, c]) as tf.Tensor4D;
+      y = tf.slice(rows, [0, 0, 0, 0], [n, sh * (h - 1) + 1, w, c]);
+    }
+    if (sw > 1) {
+      const hh = y.shape[1];
+      const cols = tf.pad(y.reshape([n * hh, w, 1, c]), [[0, 0], [0, 0], [0, sw - 1], [0, 0]]).reshape([n, hh, w * sw, c]) as tf.Tensor4D;
+      y = tf.slice(cols, [0, 0, 0, 0], [n, hh, sw * (w - 1) + 1, c]);
+    }
+    return y;
   });
 }
 
