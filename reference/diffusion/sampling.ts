@@ -169,8 +169,14 @@ async function isFinite(x: tf.Tensor): Promise<boolean> {
  * Drive a chain of steps (shared by the loops): `step(x, t, i)` returns the next state; the previous state is
  * disposed once the next exists; the initial state is the caller's and is never disposed.
  */
-async function* chain(fn: string, x0: tf.Tensor, ts: number[], step: (x: tf.Tensor, t: number, i: number) => StepOutput): AsyncGenerator<LoopStep, void, void> {
-  await assertFinite(fn, 'x', x0);
+async function* chain(
+  fn: string,
+  x0: tf.Tensor,
+  x0Name: string,
+  ts: number[],
+  step: (x: tf.Tensor, t: number, i: number) => StepOutput,
+): AsyncGenerator<LoopStep, void, void> {
+  await assertFinite(fn, x0Name, x0);
   let prev: StepOutput | null = null;
   try {
     for (let i = 0; i < ts.length; i++) {
@@ -203,7 +209,7 @@ export function pSampleLoopProgressive(
   checkNoiseTensor(fn, opts.noise, d.T, xT.shape);
   const B = xT.shape[0];
   const ts = Array.from({ length: d.T }, (_, i) => d.T - 1 - i);
-  return chain(fn, xT, ts, (x, t, i) => {
+  return chain(fn, xT, 'x_T', ts, (x, t, i) => {
     const n = noiseAt(fn, opts.noise, i, t, xT.shape);
     try {
       return pSample(d, model, x, new Array<number>(B).fill(t), n, opts);
@@ -231,7 +237,7 @@ export function ddimSampleLoopProgressive(
   checkNoiseTensor(fn, opts.noise, d.T, xT.shape);
   const B = xT.shape[0];
   const ts = Array.from({ length: d.T }, (_, i) => d.T - 1 - i);
-  return chain(fn, xT, ts, (x, t, i) => {
+  return chain(fn, xT, 'x_T', ts, (x, t, i) => {
     const n = opts.noise === undefined ? null : noiseAt(fn, opts.noise, i, t, xT.shape);
     try {
       return ddimSample(d, model, x, new Array<number>(B).fill(t), n, opts);
@@ -249,7 +255,7 @@ export function ddimReverseLoopProgressive(d: GaussianDiffusion, model: DenoiseM
   floatTensor(fn, 'x_0', x0, 2);
   const B = x0.shape[0];
   const ts = Array.from({ length: d.T }, (_, i) => i);
-  return chain(fn, x0, ts, (x, t) => ddimReverseSample(d, model, x, new Array<number>(B).fill(t), opts));
+  return chain(fn, x0, 'x_0', ts, (x, t) => ddimReverseSample(d, model, x, new Array<number>(B).fill(t), opts));
 }
 
 /** Run a progressive loop to the end and return its final sample (a new tensor the caller owns). */
