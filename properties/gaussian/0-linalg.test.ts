@@ -32,7 +32,7 @@ import {
   trace,
   transpose,
 } from '../../spec/linalg.ts';
-import { condTol, rectMatrix, spdMatrix, squareMatrix, vector } from './arbitraries.ts';
+import { rectMatrix, spdMatrix, squareMatrix, vector } from './arbitraries.ts';
 
 const flat = (A: readonly (readonly number[])[]) => A.flat();
 const absM = (A: readonly (readonly number[])[]) => A.map((r) => r.map(Math.abs));

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Rng } from '../../src/numeric/rng.ts';
-import { mcAgrees } from '../../src/numeric/stats.ts';
 import { TOL, override, type Tolerance } from '../../src/numeric/tolerance.ts';
 import {
   affineGaussian,
@@ -15,7 +14,6 @@ import {
   linearGaussianPosterior,
   productOfGaussians,
   sumIndependentGaussians,
-  type Gaussian,
 } from '../../spec/gaussian/index.ts';
 import { addVec, blockDiag, conditionNumber, identity, matMul, matVec, transpose } from '../../spec/linalg.ts';
 import { integrate1d } from '../../spec/probability/density.ts';
@@ -23,7 +21,6 @@ import { expectGaussiansClose, expectMomentsMatch } from './moments.ts';
 import { gaussianCase, linearGaussianCase, pointNear, rectMatrix, spdMatrix, vector, type LinearGaussianCase } from './arbitraries.ts';
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
-const maxAbs = (xs: readonly number[]) => xs.reduce((a, x) => Math.max(a, Math.abs(x)), 0);
 
 /**
  * An M×D map with M ≤ D whose rows have norm ≥ 0.1 and are far from dependent (κ(AAᵀ) ≤ 1e4), so that AΣAᵀ is SPD

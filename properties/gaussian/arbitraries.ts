@@ -1,7 +1,7 @@
 /**
  * Arbitraries for the Gaussian properties: symmetric positive definite matrices with a condition number known
  * by construction (well- and deliberately ill-conditioned), Gaussians, general matrices with a known condition
- * number, linear-Gaussian models; and tolerances scaled by the condition number.
+ * number, linear-Gaussian models. Properties scale their tolerances by the κ these return, with the reason.
  *
  * Construction: Σ = Q diag(λ) Qᵀ with Q a product of D Householder reflections (orthogonal for any non-zero
  * reflection vectors) and eigenvalues λ_i = s·10^{c·t_i} with t_0 = 0 and t_{D−1} = 1, so that the spectral
@@ -9,7 +9,6 @@
  * returned too: properties use it as an independent route to log-densities, determinants and sampling.
  */
 import fc from 'fast-check';
-import { TOL, scaled, type Tolerance } from '../../src/numeric/tolerance.ts';
 import type { Gaussian, LinearGaussianModel } from '../../spec/gaussian/index.ts';
 
 /** A symmetric positive definite matrix with its eigen-decomposition and condition number. */
@@ -203,13 +202,4 @@ export function linearGaussianCase(maxLogCond = 2): fc.Arbitrary<LinearGaussianC
         M: noise.dim,
       })),
     );
-}
-
-/**
- * `TOL.float64` scaled by a condition number κ ≥ 1 (or a power of it), with the reason: a backward-stable
- * algorithm (Cholesky, LU with partial pivoting, triangular solves) computes the exact answer for a matrix
- * perturbed by O(ε‖A‖), whose effect on the answer is amplified by κ.
- */
-export function condTol(kappa: number, why = 'a backward-stable factorisation has relative forward error ≈ κ·ε'): Tolerance {
-  return scaled(TOL.float64, Math.max(1, kappa), `κ = ${kappa.toExponential(1)}: ${why}`);
 }

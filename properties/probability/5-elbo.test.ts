@@ -33,7 +33,7 @@ const latentModel = fc
 
 /** The mean-field family q(b, c) = softmax(ξ_b)(b)·softmax(ξ_c)(c), one logit of each fixed at 0. */
 function meanField(latent: readonly Variable[], xi: readonly number[]): TabularDistribution {
-  const [b, c] = latent;
+  const [b] = latent;
   const qb = softmax([0, ...xi.slice(0, b.size - 1)]);
   const qc = softmax([0, ...xi.slice(b.size - 1)]);
   return { variables: latent, values: allAssignments(latent).map((a) => qb[a.b] * qc[a.c]) };
