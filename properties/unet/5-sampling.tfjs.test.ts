@@ -86,23 +86,19 @@ describe('6.7 Sampling with the UNet against the reference loops (golden samplin
     }
   });
 
-  for (const [r, varType] of [
-    [0, 'FIXED_LARGE'],
-    [2, 'FIXED_SMALL'],
-  ] as const) {
-    it(`reproduces every ancestral step with ${varType === 'FIXED_LARGE' ? 'β_t (fixedlarge)' : 'β̃_t (fixedsmall)'} as the reverse variance  [unet.sampling.ancestral${varType === 'FIXED_LARGE' ? 'Large' : 'Small'}Golden]`, async () => {
-      expect(runs[r].model_var_type).toBe(varType === 'FIXED_LARGE' ? 'fixedlarge' : 'fixedsmall');
-      const model = unetDenoiser(config, params);
-      const n = await replay(r, (d, x, t, z) => pSample(d, model, x, t, z, { clipDenoised: true }), varType);
-      expect(n).toBe(10);
-    });
-  }
+  const ancestral = async (r: number, varType: 'FIXED_LARGE' | 'FIXED_SMALL') => {
+    expect(runs[r].model_var_type).toBe(varType === 'FIXED_LARGE' ? 'fixedlarge' : 'fixedsmall');
+    const model = unetDenoiser(config, params);
+    expect(await replay(r, (d, x, t, z) => pSample(d, model, x, t, z, { clipDenoised: true }), varType)).toBe(10);
+  };
+  const ddim = async (r: number, eta: number) => {
+    expect(runs[r].eta).toBe(eta);
+    const model = unetDenoiser(config, params);
+    expect(await replay(r, (d, x, t, z) => ddimSample(d, model, x, t, z, { clipDenoised: true, eta }), 'FIXED_LARGE')).toBe(10);
+  };
 
-  for (const r of [4, 5]) {
-    it(`reproduces every DDIM step with η = ${runs[r].eta}  [unet.sampling.ddimEta${runs[r].eta}Golden]`, async () => {
-      const model = unetDenoiser(config, params);
-      const eta = runs[r].eta!;
-      await replay(r, (d, x, t, z) => ddimSample(d, model, x, t, z, { clipDenoised: true, eta }), 'FIXED_LARGE');
-    });
-  }
+  it('reproduces every ancestral step with β_t (fixedlarge) as the reverse variance  [unet.sampling.ancestralLargeGolden]', () => ancestral(0, 'FIXED_LARGE'));
+  it('reproduces every ancestral step with β̃_t (fixedsmall) as the reverse variance  [unet.sampling.ancestralSmallGolden]', () => ancestral(2, 'FIXED_SMALL'));
+  it('reproduces every deterministic DDIM step (η = 0)  [unet.sampling.ddimDeterministicGolden]', () => ddim(4, 0));
+  it('reproduces every DDIM step with η = 1  [unet.sampling.ddimEtaOneGolden]', () => ddim(5, 1));
 });
