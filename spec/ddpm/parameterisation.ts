@@ -34,6 +34,17 @@ export const PredictionKind = z.enum(['eps', 'x0', 'mu', 'score', 'v']);
 /** @see property `ddpm.param.conversionsInverse` */
 export type PredictionKind = z.infer<typeof PredictionKind>;
 
+const KINDS: ReadonlySet<unknown> = new Set(PredictionKind.options);
+
+/**
+ * Whether a value is a {@link PredictionKind} (a set lookup: this runs inside sampling loops).
+ *
+ * @see property `ddpm.param.conversionsInverse`
+ */
+export function isPredictionKind(k: unknown): k is PredictionKind {
+  return KINDS.has(k);
+}
+
 /**
  * A prediction: its kind and its value (one example, D entries).
  *
@@ -234,10 +245,8 @@ export function x0FromV(s: Schedule, t: number, xt: Vec, v: Vec): number[] {
  */
 export function convertPrediction(s: Schedule, t: number, xt: Vec, from: Prediction, to: PredictionKind): number[] {
   checkTimestep('convertPrediction', t, 1, s.T);
-  const kind = PredictionKind.safeParse(from?.kind);
-  if (!kind.success) throw new RangeError(`convertPrediction: from.kind must be one of ${PredictionKind.options.join(', ')}, got ${String(from?.kind)}`);
-  const target = PredictionKind.safeParse(to);
-  if (!target.success) throw new RangeError(`convertPrediction: to must be one of ${PredictionKind.options.join(', ')}, got ${String(to)}`);
+  if (!isPredictionKind(from?.kind)) throw new RangeError(`convertPrediction: from.kind must be one of ${PredictionKind.options.join(', ')}, got ${String(from?.kind)}`);
+  if (!isPredictionKind(to)) throw new RangeError(`convertPrediction: to must be one of ${PredictionKind.options.join(', ')}, got ${String(to)}`);
   checkSameLength('convertPrediction', { xt, 'from.value': from.value });
   if (from.kind === to) return Array.from(from.value);
   const x0 = (): number[] => {

@@ -20,7 +20,7 @@
 import { z } from 'zod';
 import type { Schedule } from './schedule.ts';
 import { clippedLogPosteriorVariance, posteriorVariance } from './posterior.ts';
-import { convertPrediction, muFromX0, type Prediction, PredictionKind } from './parameterisation.ts';
+import { convertPrediction, isPredictionKind, muFromX0, type Prediction, PredictionKind } from './parameterisation.ts';
 import { checkSameLength, checkTimestep, type Vec } from './internal.ts';
 
 /**
@@ -147,7 +147,7 @@ export function reverseStep(
 ): ReverseStep {
   checkTimestep('reverseStep', t, 1, s.T);
   const d = checkSameLength('reverseStep', { xt, 'pred.value': pred?.value });
-  if (!PredictionKind.safeParse(pred.kind).success) {
+  if (!isPredictionKind(pred.kind)) {
     throw new RangeError(`reverseStep: pred.kind must be one of ${PredictionKind.options.join(', ')}, got ${String(pred.kind)}`);
   }
   const clip = opts.clip === true;

@@ -63,7 +63,8 @@ export function ancestralStep(
   return { sample, mean: r.mean, x0: r.x0 };
 }
 
-function checkNoise(fn: string, noise: readonly Vec[], steps: number, xT: Vec): void {
+function checkNoise(fn: string, noise: readonly Vec[], steps: number, xT: Vec, noiseFree = false): void {
+  if (noiseFree && Array.isArray(noise) && noise.length === 0) return;
   if (!Array.isArray(noise) || (noise.length !== steps && noise.length !== steps - 1)) {
     throw new RangeError(
       `${fn}: noise must hold one vector per step in loop order (${steps} entries, or ${steps - 1} without the unused final one), got ${Array.isArray(noise) ? noise.length : typeof noise}`,
@@ -174,7 +175,8 @@ export function ddimStep(
  * $$x_{\tau_1}\ \to\ x_{\tau_2}\ \to\ \cdots\ \to\ x_{\tau_S}\ \to\ x_0$$
  *
  * @param timesteps - strictly decreasing paper timesteps in 1…T, the first normally T
- * @param noise - `noise[i]` is z of the i-th jump (S entries, or S − 1: the last jump adds no noise)
+ * @param noise - `noise[i]` is z of the i-th jump (S entries, or S − 1: the last jump adds no noise); with η = 0
+ *   it is not used and may be empty
  * @see property `ddpm.sampling.ddimEtaZeroIgnoresNoise`
  * @see property `ddpm.oracle.ddimReproducesData`
  */
@@ -192,12 +194,12 @@ export function ddimSample(
     checkTimestep('ddimSample', t, 1, s.T, `timesteps[${i}]`);
     if (i > 0 && !(t < timesteps[i - 1])) throw new RangeError(`ddimSample: timesteps must be strictly decreasing, got ${timesteps[i - 1]} then ${t} at index ${i}`);
   });
-  checkNoise('ddimSample', noise, timesteps.length, xT);
+  checkNoise('ddimSample', noise, timesteps.length, xT, eta === 0);
   let x = Array.from(xT);
   for (let i = 0; i < timesteps.length; i++) {
     const t = timesteps[i];
     const tPrev = i + 1 < timesteps.length ? timesteps[i + 1] : 0;
-    x = ddimStep(s, t, tPrev, x, model(t, x), eta, i < noise.length ? noise[i] : x, opts).sample;
+    x = ddimStep(s, t, tPrev, x, model(t, x), eta, i < noise.length ? noise[i] : x, opts).sample; // no noise: σ = 0 ignores z
   }
   return { x0: x };
 }

@@ -125,38 +125,39 @@ export function makeSchedule(betas: readonly number[], name = 'user array'): Sch
   const frozen = Object.freeze([...b]);
   // +0 at t = 0 (−expm1(0) would be −0, and SNR(0) = 1/−0 = −∞).
   const oneMinus = (t: number): number => (t === 0 ? 0 : -Math.expm1(logAlphaBar[t]));
-  const fn = (method: string) => `${name}.${method}`;
+  // Function names for messages, built once (the accessors run inside sampling loops).
+  const fn = Object.fromEntries(['beta', 'alpha', 'alphaBar', 'logAlphaBar', 'oneMinusAlphaBar', 'snr', 'logSnr'].map((m) => [m, `${name}.${m}`]));
   const s: Schedule = {
     name,
     T,
     betas: frozen,
     lastBetaIsOne: b[T - 1] === 1,
     beta(t) {
-      checkTimestep(fn('beta'), t, 1, T);
+      checkTimestep(fn.beta, t, 1, T);
       return b[t - 1];
     },
     alpha(t) {
-      checkTimestep(fn('alpha'), t, 1, T);
+      checkTimestep(fn.alpha, t, 1, T);
       return 1 - b[t - 1];
     },
     alphaBar(t) {
-      checkTimestep(fn('alphaBar'), t, 0, T);
+      checkTimestep(fn.alphaBar, t, 0, T);
       return alphaBar[t];
     },
     logAlphaBar(t) {
-      checkTimestep(fn('logAlphaBar'), t, 0, T);
+      checkTimestep(fn.logAlphaBar, t, 0, T);
       return logAlphaBar[t];
     },
     oneMinusAlphaBar(t) {
-      checkTimestep(fn('oneMinusAlphaBar'), t, 0, T);
+      checkTimestep(fn.oneMinusAlphaBar, t, 0, T);
       return oneMinus(t);
     },
     snr(t) {
-      checkTimestep(fn('snr'), t, 0, T);
+      checkTimestep(fn.snr, t, 0, T);
       return alphaBar[t] / oneMinus(t);
     },
     logSnr(t) {
-      checkTimestep(fn('logSnr'), t, 0, T);
+      checkTimestep(fn.logSnr, t, 0, T);
       return logAlphaBar[t] - Math.log(oneMinus(t));
     },
   };
