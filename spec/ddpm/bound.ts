@@ -30,7 +30,11 @@ import { klDiagGaussian } from '../gaussian/kl.ts';
 import { normalLogPdf } from '../gaussian/normal1d.ts';
 import { checkSameLength, checkScalar, checkTimestep, checkVector, squaredDistance, type Vec } from './internal.ts';
 
-/** A reverse model given as its step distributions: p_θ(x_{t−1} | x_t) = N(mean, variance·I) for t = 1…T. */
+/**
+ * A reverse model given as its step distributions: p_θ(x_{t−1} | x_t) = N(mean, variance·I) for t = 1…T.
+ *
+ * @see property `ddpm.bound.decompositionEqMonteCarlo`
+ */
 export type ReverseModel = (t: number, xt: readonly number[]) => { mean: readonly number[]; variance: number };
 
 /**
@@ -154,7 +158,11 @@ export function lSimpleTerm(eps: Vec, epsPred: Vec): number {
   return squaredDistance(eps, epsPred);
 }
 
-/** The terms of the bound for one x_0: L_T, L_{t−1} for t = 2…T (`transitions[t − 2]`), L_0, and their sum. */
+/**
+ * The terms of the bound for one x_0: L_T, L_{t−1} for t = 2…T (`transitions[t − 2]`), L_0, and their sum.
+ *
+ * @see property `ddpm.bound.geNegLogLikelihood`
+ */
 export interface BoundTerms {
   prior: number;
   transitions: number[];

@@ -8,7 +8,11 @@
  * @module
  */
 
-/** Anything indexable that holds numbers: a plain array or a typed array. One vector, no batch axis. */
+/**
+ * Anything indexable that holds numbers: a plain array or a typed array. One vector, no batch axis.
+ *
+ * @see property `ddpm.input.shapeMismatchRejected`
+ */
 export type Vec = ArrayLike<number>;
 
 /**
@@ -83,14 +87,22 @@ export function checkScalar(
   }
 }
 
-/** a·x + b·y element-wise, as a new array. */
+/**
+ * a·x + b·y element-wise, as a new array.
+ *
+ * @see property `ddpm.forward.qSampleEqClosedForm`
+ */
 export function axpby(a: number, x: Vec, b: number, y: Vec): number[] {
   const out = new Array<number>(x.length);
   for (let i = 0; i < x.length; i++) out[i] = a * x[i] + b * y[i];
   return out;
 }
 
-/** Σ (x_i − y_i)². */
+/**
+ * Σ (x_i − y_i)².
+ *
+ * @see property `ddpm.bound.epsFormEqKl`
+ */
 export function squaredDistance(x: Vec, y: Vec): number {
   let s = 0;
   for (let i = 0; i < x.length; i++) s += (x[i] - y[i]) ** 2;

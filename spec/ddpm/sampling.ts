@@ -24,10 +24,18 @@ import { reverseStep, clipToDataRange, type ReverseVarianceSpec } from './revers
 import { convertPrediction, epsFromX0, type Prediction } from './parameterisation.ts';
 import { axpby, checkSameLength, checkScalar, checkTimestep, type Vec } from './internal.ts';
 
-/** A denoising model: its prediction at (t, x_t), t the paper's 1-based timestep. */
+/**
+ * A denoising model: its prediction at (t, x_t), t the paper's 1-based timestep.
+ *
+ * @see property `ddpm.oracle.ancestralReproducesData`
+ */
 export type DenoisingModel = (t: number, xt: readonly number[]) => Prediction;
 
-/** One sampling step's result: the new sample, the mean it was drawn around, and the predicted x̂_0. */
+/**
+ * One sampling step's result: the new sample, the mean it was drawn around, and the predicted x̂_0.
+ *
+ * @see property `ddpm.sampling.ancestralStepEqMeanPlusNoise`
+ */
 export interface SampleStep {
   sample: number[];
   mean: number[];
