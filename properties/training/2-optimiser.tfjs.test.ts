@@ -102,6 +102,17 @@ describe('7.2 The optimiser: clipping, Adam with warm-up, EMA', () => {
     );
   });
 
+  it('the global gradient norm of many tensors equals its float64 value (a UNet has hundreds)  [training.optim.globalNormManyTensors]', async () => {
+    // 37 tensors: more inputs than one webgpu shader may bind (tfjs's addN fails there and silently yields 0)
+    const rng = new Rng(9);
+    const parts = Array.from({ length: 37 }, (_, i) => f32(rng.normals(1 + (i % 5))));
+    const want = Math.sqrt(parts.reduce((s, p) => s + p.reduce((a, x) => a + x * x, 0), 0));
+    const ts = parts.map((p) => tf.tensor1d(p));
+    const norm = globalNorm(ts);
+    expect((await norm.data())[0]).toBeCloseWithin(want, override({ rtol: 1e-6, atol: 1e-7 }, 'float32 sum of squares of ~110 numbers'));
+    tf.dispose([norm, ...ts]);
+  });
+
   it('clipping rescales the gradient to norm min(‖g‖, c) before Adam sees it  [training.optim.clipNorm]', async () => {
     // Adam's first step is nearly sign(ĝ)·lr whatever ĝ's size, so clipping shows in the first moment:
     // after one update m = (1 − β₁)·ĝ, hence ‖m‖ = (1 − β₁)·min(‖g‖, c).

@@ -63,9 +63,22 @@ export function learningRate(cfg: OptimConfig, k: number): number {
   return cfg.warmup > 0 ? cfg.lr * Math.min(1, k / cfg.warmup) : cfg.lr;
 }
 
-/** The global norm of a set of gradients, √Σ‖g_i‖² (a scalar tensor the caller owns). */
+/**
+ * The global norm of a set of gradients, √Σ‖g_i‖² (a scalar tensor the caller owns). The per-tensor sums are
+ * added pairwise: tfjs's `addN` with more than 7 inputs exceeds the webgpu backend's 8 storage buffers per
+ * shader stage, and the failed pipeline silently yields zeros.
+ */
 export function globalNorm(grads: readonly tf.Tensor[]): tf.Scalar {
-  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  return tf.tidy(() => {
+    let level: tf.Tensor[] = grads.map((g) => tf.sum(tf.square(g)));
+    if (level.length === 0) return tf.scalar(0);
+    while (level.length > 1) {
+      const next: tf.Tensor[] = [];
+      for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? tf.add(level[i], level[i + 1]) : level[i]);
+      level = next;
+    }
+    return tf.sqrt(level[0]) as tf.Scalar;
+  });
 }
 
 /**
