@@ -349,6 +349,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (step % config.checkpoint_every === 0 || step === opts.steps || outOfTime) await checkpoint();
       if (outOfTime) break;
     }
+    if (acc.n > 0) {
+      // the run stopped inside a log interval (time budget): log the partial interval too
+      const now = performance.now();
+      const rec: LogRecord = { step, loss: acc.loss / acc.n, grad_norm: acc.gradNorm / acc.n, lr: acc.lr, steps_per_s: acc.n / ((now - acc.since) / 1000), elapsed_s: elapsed() };
+      appendFileSync(join(opts.outDir, LOG_FILE), `${JSON.stringify(rec)}\n`);
+      opts.onLog?.(rec);
+    }
     if (step === startStep && lastCheckpoint === null) await checkpoint();
     const result: TrainResult = { config, step, startStep, lastCheckpoint, elapsedS: elapsed(), backend };
     if (opts.keepModel) {

@@ -12,7 +12,7 @@
  *
  * ```
  * node --import tsx reference/train/recordRun.ts --minutes 60 [--config reference/train/configs/fashion-mnist.json]
- *      [--out out/fashion-mnist-run] [--docs docs] [--bpd-n 32] [--samples 36] [--sample-steps 1000] [--no-torch]
+ *      [--out out/fashion-mnist-run] [--docs docs] [--bpd-n 16] [--samples 16] [--sample-steps 1000] [--no-torch]
  * ```
  *
  * Run it on an otherwise idle machine: both frameworks share its cores, so any other load changes the result.
@@ -60,8 +60,8 @@ function parseArgs(argv: string[]): Args {
     config: get('--config', join(ROOT, 'reference/train/configs/fashion-mnist.json')),
     out: resolve(get('--out', join(ROOT, 'out/fashion-mnist-run'))),
     docs: resolve(get('--docs', join(ROOT, 'docs'))),
-    bpdN: num('--bpd-n', '32', 1),
-    samples: num('--samples', '36', 1),
+    bpdN: num('--bpd-n', '16', 1),
+    samples: num('--samples', '16', 1),
     sampleSteps: num('--sample-steps', '1000', 1),
     torch: !argv.includes('--no-torch'),
   };
