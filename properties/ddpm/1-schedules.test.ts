@@ -24,6 +24,7 @@ import {
 } from '../../spec/ddpm/index.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
 import { buffersConsistentWithBetas } from '../laws/ddpm.ts';
+import { specOps } from '../../src/conformance/impl/spec.ts';
 import { expectLawOnSpec, schedule, userBetas } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;
@@ -187,6 +188,18 @@ describe('3.1 Noise schedules: β_t, α_t = 1 − β_t, ᾱ_t = ∏ α_s (paper 
     expect(() => transitionTerm(s, 10, [0], [0], [0], 0)).toThrow('transitionTerm: pVariance must be a finite number in (0, ∞), got 0');
     expect(() => transitionTerm(s, 1, [0], [0], [0], 1)).toThrow(/transitionTerm: t must be an integer in 2…T; at t = 1 the bound has the decoder term/);
     expect(() => gaussianDataReverseChain(s, [0], -1)).toThrow('gaussianDataReverseChain: v must be a finite number in (0, ∞), got -1');
+  });
+
+  it('the spec’s operations (0-based t, NCHW) reject a t outside 0…T−1, a bad β and mismatched shapes, naming the argument and the range  [ddpm.ops.badInputRejected]', async () => {
+    const betas = { shape: [1000], data: Float64Array.from(linearBetas(1000)) };
+    const x = { shape: [2, 1, 2, 2], data: new Float64Array(8).fill(0.5) };
+    const t = (v: number[]) => ({ shape: [v.length], data: Float64Array.from(v) });
+    await expect(specOps.q_sample!({ betas }, x, t([3, 1000]), x)).rejects.toThrow('q_sample: t[1] must be an integer in 0…T−1 = 0…999 (0-based, as the reference code), got 1000');
+    await expect(specOps.q_sample!({ betas }, x, t([-1, 0]), x)).rejects.toThrow(/t\[0\] must be an integer in 0…T−1 = 0…999/);
+    await expect(specOps.q_sample!({ betas }, x, t([0]), x)).rejects.toThrow('q_sample: t must have shape [2] (one timestep per example), got [1]');
+    await expect(specOps.q_sample!({ betas }, x, t([0, 1]), { shape: [2, 1, 4], data: new Float64Array(8) })).rejects.toThrow('q_sample: x_start and noise must have the same shape, got [2,1,2,2] and [2,1,4]');
+    await expect(specOps.buffers!({ betas: { shape: [3], data: Float64Array.from([0.1, 1.5, 0.2]) } })).rejects.toThrow(/buffers: makeSchedule\(betas\): betas\[1\] must be ≤ 1 \(valid range 0 < β ≤ 1\), got 1.5/);
+    await expect(specOps.schedule!({ family: 'ho', name: 'cubic', T: 10 })).rejects.toThrow(/unknown ho schedule "cubic"/);
   });
 
   it('the spec’s buffers (0-based, as the reference code) are consistent with β  [ddpm.ops.buffersConsistentWithBetas]', () => expectLawOnSpec(buffersConsistentWithBetas));
