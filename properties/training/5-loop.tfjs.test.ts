@@ -5,8 +5,11 @@ import { join } from 'node:path';
 import { TrainConfig } from '../../reference/train/config.ts';
 import { checkCheckpointFits, latestCheckpointDir, readTrainCheckpoint, TRAIN_STATE_FILE } from '../../reference/train/checkpoint.ts';
 import { ToyStream, type BatchSource } from '../../reference/train/data.ts';
-import { LOG_FILE, train, TrainingDivergedError } from '../../reference/train/loop.ts';
+import { diffusionFor, LOG_FILE, train, TrainingDivergedError } from '../../reference/train/loop.ts';
+import { trainingLosses } from '../../reference/diffusion/losses.ts';
+import * as tf from '@tensorflow/tfjs';
 import { createModel } from '../../reference/train/model.ts';
+import { disposeOptimState } from '../../reference/train/optim.ts';
 import { FormatError } from '../../src/formats/errors.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 
@@ -82,6 +85,42 @@ describe('7.5 The training loop and its checkpoints', () => {
       expect(st.rng).toEqual(readTrainCheckpoint(latestCheckpointDir(whole)!).state.rng);
     } finally {
       for (const d of [whole, split]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('the hybrid loss trains learned-range variances: the variance outputs move, and the loss exceeds its L_simple part  [training.loop.hybridTrainsVariance]', async () => {
+    const dir = tmp();
+    try {
+      const hybrid = config({
+        model: { kind: 'mlp', mlp: { in_dim: 2, out_dim: 4, hidden: 16, layers: 2, temb_dim: 8 } },
+        diffusion: { num_diffusion_timesteps: 50, beta_start: 1e-3, beta_end: 0.2, loss: 'hybrid', model_var_type: 'learned_range' },
+      });
+      const run = await train({ config: hybrid, dataName: 'moons', openData: moons, outDir: dir, steps: 10, keepModel: true });
+      try {
+        // out.weight is [hidden, 4]: columns 0–1 predict ε, columns 2–3 the variance interpolation v; both start at 0
+        const w = await run.model!.variables.get('out.weight')!.data();
+        const col = (j: number): number => Math.max(...Array.from({ length: 16 }, (_, i) => Math.abs(w[i * 4 + j])));
+        expect(col(2)).toBeGreaterThan(0);
+        expect(col(3)).toBeGreaterThan(0);
+        const log = readFileSync(join(dir, LOG_FILE), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss: number });
+        expect(log.every((r) => Number.isFinite(r.loss))).toBe(true);
+        // the terms of one batch: loss = mse + vb with vb > 0 (the bound term is a KL / an NLL in bits)
+        const d = diffusionFor(hybrid.diffusion);
+        const rng = new Rng(1);
+        const x0 = tf.tensor2d(new ToyStream('moons', rng).next(32), [32, 2]);
+        const eps = tf.tensor2d(Float32Array.from(rng.normals(64)), [32, 2]);
+        const terms = trainingLosses(d, (x, tm) => run.model!.apply(x, tm), x0, Array.from({ length: 32 }, (_, i) => (i * 7) % 50), eps);
+        const [loss, mse, vb] = await Promise.all([terms.loss.data(), terms.mse!.data(), terms.vb!.data()]);
+        tf.dispose([x0, eps, terms.loss, terms.mse!, terms.vb!]);
+        d.dispose();
+        expect(Math.min(...vb)).toBeGreaterThan(0);
+        for (let i = 0; i < 32; i++) expect(loss[i]).toBeGreaterThan(mse[i]);
+      } finally {
+        run.model!.dispose();
+        disposeOptimState(run.optim!);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

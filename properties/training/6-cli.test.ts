@@ -25,7 +25,42 @@ function runCli(args: string[]): Promise<{ code: number | null; err: string }> {
   });
 }
 
-describe('7.6 Crash safety', () => {
+describe('7.6 The command line and crash safety', () => {
+  it('train refuses an unknown data set, a bad configuration field and a missing step count, naming them (exit 2)  [training.cli.badArguments]', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ddpm-cli-'));
+    try {
+      const a = await runCli(['train', '--data', 'mnist', '--steps', '5', '--out', join(dir, 'a')]);
+      expect(a.code).toBe(2);
+      expect(a.err).toContain('--data must be one of fashion-mnist, moons, swissroll, 8gaussians, got "mnist"');
+      const cfg = join(dir, 'c.json');
+      writeFileSync(cfg, JSON.stringify({ model: { kind: 'mlp', mlp: { in_dim: 2, out_dim: 2, hidden: 8, layers: 1, temb_dim: 4 } }, optim: { lr: 'fast' } }));
+      const b = await runCli(['train', '--data', 'moons', '--config', cfg, '--steps', '5', '--out', join(dir, 'b')]);
+      expect(b.code).toBe(2);
+      expect(b.err).toContain(`${cfg}: optim.lr: Invalid input: expected number, received string`);
+      const c = await runCli(['train', '--data', 'moons', '--out', join(dir, 'c')]);
+      expect(c.code).toBe(2);
+      expect(c.err).toContain('--steps is required');
+      expect(existsSync(join(dir, 'b'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('train prints plain progress lines with loss, steps/s and ETA when not on a terminal, and bpd refuses toy data  [training.cli.plainProgress]', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ddpm-cli-'));
+    try {
+      const r = await runCli(['train', '--data', '8gaussians', '--steps', '200', '--out', join(dir, 'run')]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).toMatch(/step 100\/200 {2}loss \d\.\d{5} {2}grad_norm \d+\.\d{4} {2}lr \d\.\d{2}e-\d {2}\d+\.\d{2} steps\/s {2}ETA \d+s/);
+      expect(r.err).toContain(`done: 200 steps`);
+      const b = await runCli(['bpd', '--checkpoint', join(dir, 'run'), '--data', 'moons']);
+      expect(b.code).toBe(2);
+      expect(b.err).toContain('--data must be fashion-mnist');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a run killed while writing a checkpoint leaves the previous one loadable, and resuming cleans up the partial one  [training.checkpoint.killSafe]', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ddpm-kill-'));
     try {
