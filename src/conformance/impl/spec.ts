@@ -13,9 +13,12 @@
  *   diffusion code would hand to it (t, t·1000/T when `rescale_timesteps`, or `timestep_map[t]`); `output` is a
  *   fixed tensor. For learned variances the model has 2C channels: the first C are the mean part.
  *
+ * - **Bits.** `training_losses` and `calc_bpd_loop` report the bound's terms as the reference code does: averaged over
+ *   the non-batch dimensions and divided by ln 2; their gradients are not computed (`grads` is answered as
+ *   unsupported).
+ *
  * Operations the spec does not define (`approx_standard_normal_cdf`, the float32 tanh approximation; the UNet's
- * `timestep_embedding`; respacing; the training losses and the bpd loop) are left undefined and reported as
- * skipped by the checker.
+ * `timestep_embedding`; respacing) are left undefined and reported as skipped by the checker.
  *
  * @module
  */
@@ -38,6 +41,9 @@ import {
   posteriorMeanCoefficients,
   posteriorVariance,
   ancestralStep,
+  natsToBitsPerDim,
+  posteriorMean,
+  priorTerm,
   qSample,
   quadBetas,
   reverseStep,
@@ -49,6 +55,7 @@ import {
   type Schedule,
 } from '../../../spec/ddpm/index.ts';
 import { klDiagGaussian } from '../../../spec/gaussian/kl.ts';
+import { OpUnsupported } from './stdio.ts';
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
@@ -249,9 +256,32 @@ function namedBetas(a: ScheduleArgs): number[] {
   fail('schedule', `family must be 'ho' or 'improved', got ${JSON.stringify((a as { family: unknown }).family)}`);
 }
 
+/**
+ * The reference code's `_vb_terms_bpd` for one example: at paper t ≥ 2 the KL between the posterior (with its
+ * clipped log-variance) and the reverse step, at t = 1 the discretised decoder's −log p; mean over dimensions, bits.
+ */
+function vbBits(s: Schedule, t: number, x0: ArrayLike<number>, xt: ArrayLike<number>, step: { mean: number[]; logVariance: number[] }): number {
+  const D = x0.length;
+  let nats = 0;
+  if (t === 1) {
+    for (let i = 0; i < D; i++) nats -= discretizedGaussianLogLikelihood(x0[i], step.mean[i], 0.5 * step.logVariance[i]);
+  } else {
+    const q = forwardPosterior(s, t, x0, xt);
+    const qVar = Math.exp(clippedLogPosteriorVariance(s, t));
+    for (let i = 0; i < D; i++) nats += klDiagGaussian([q.mean[i]], [qVar], [step.mean[i]], [Math.exp(step.logVariance[i])]);
+  }
+  return natsToBitsPerDim(nats, D);
+}
+
+const meanSquared = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let acc = 0;
+  for (let i = 0; i < a.length; i++) acc += (a[i] - b[i]) ** 2;
+  return acc / a.length;
+};
+
 /** The float64 spec as a {@link DiffusionOps}. */
 export function createSpecOps(): DiffusionOps {
-  return {
+  const ops: DiffusionOps = {
     name: 'spec (float64)',
 
     async schedule(a) {
@@ -373,6 +403,79 @@ export function createSpecOps(): DiffusionOps {
       return { log_probs };
     },
 
+    async training_losses(a, model, x_start, t, noise) {
+      const op = 'training_losses';
+      if (a.grads) throw new OpUnsupported(`${op}: the float64 spec computes no gradients (ask without grads)`);
+      const s = scheduleOf(op, a.betas);
+      requireSameShape(op, { x_start, noise });
+      const { B, n } = batchOf(op, 'x_start', x_start);
+      const tp = paperTimesteps(op, t, B, s.T);
+      const xt = (await ops.q_sample!(a, x_start, t, noise)).x_t;
+      const out = modelOutput(op, a, model, xt, tp.map((v) => v - 1), s.T);
+      const learned = LEARNED.has(a.model_var_type ?? 'FIXED_SMALL');
+      const names = a.loss_type === 'KL' || a.loss_type === 'RESCALED_KL' ? ['loss'] : learned ? ['mse', 'vb', 'loss'] : ['mse', 'loss'];
+      const terms: Record<string, Tensor> = Object.fromEntries(names.map((k) => [k, { shape: [B], data: new Float64Array(B) }]));
+      for (let b = 0; b < B; b++) {
+        guard(op, () => {
+          const x0 = example(x_start, b, n);
+          const x = example(xt, b, n);
+          const { pred, variance } = splitOutput(op, a, out, b, n);
+          const step = reverseStep(s, tp[b], x, pred, variance, { clip: false });
+          if (a.loss_type === 'KL' || a.loss_type === 'RESCALED_KL') {
+            terms.loss.data[b] = vbBits(s, tp[b], x0, x, step) * (a.loss_type === 'RESCALED_KL' ? s.T : 1);
+            return;
+          }
+          if (a.loss_type !== 'MSE' && a.loss_type !== 'RESCALED_MSE') fail(op, `loss_type must be MSE, RESCALED_MSE, KL or RESCALED_KL, got ${String(a.loss_type)}`);
+          const target = pred.kind === 'eps' ? example(noise, b, n) : pred.kind === 'x0' ? x0 : posteriorMean(s, tp[b], x0, x);
+          const mse = meanSquared(target, pred.value);
+          terms.mse.data[b] = mse;
+          let loss = mse;
+          if (learned) {
+            const vb = vbBits(s, tp[b], x0, x, step) * (a.loss_type === 'RESCALED_MSE' ? s.T / 1000 : 1);
+            terms.vb.data[b] = vb;
+            loss += vb;
+          }
+          terms.loss.data[b] = loss;
+        });
+      }
+      return { terms };
+    },
+
+    async calc_bpd_loop(a, model, x_start, noise_per_step_in_loop_order) {
+      const op = 'calc_bpd_loop';
+      const s = scheduleOf(op, a.betas);
+      const T = s.T;
+      const { B, n } = batchOf(op, 'x_start', x_start);
+      const noise = noise_per_step_in_loop_order;
+      if (noise.shape[0] !== T || !sameShape(noise.shape.slice(1), x_start.shape)) {
+        fail(op, `noise_per_step_in_loop_order must have shape [${T}, ${x_start.shape.join(', ')}] (one q_sample noise per step, t = T−1 … 0), got [${noise.shape.join(',')}]`);
+      }
+      const vb = { shape: [B, T], data: new Float64Array(B * T) };
+      const xstart_mse = { shape: [B, T], data: new Float64Array(B * T) };
+      const mse = { shape: [B, T], data: new Float64Array(B * T) };
+      for (let i = 0; i < T; i++) {
+        const tCode = T - 1 - i;
+        const eps = { shape: [...x_start.shape], data: noise.data.subarray(i * B * n, (i + 1) * B * n) };
+        const tt = { shape: [B], data: new Float64Array(B).fill(tCode) };
+        const xt = (await ops.q_sample!(a, x_start, tt, eps)).x_t;
+        const out = modelOutput(op, a, model, xt, new Array<number>(B).fill(tCode), T);
+        for (let b = 0; b < B; b++) {
+          guard(op, () => {
+            const x0 = example(x_start, b, n);
+            const x = example(xt, b, n);
+            const { pred, variance } = splitOutput(op, a, out, b, n);
+            const step = reverseStep(s, tCode + 1, x, pred, variance, { clip: a.clip_denoised });
+            vb.data[b * T + tCode] = vbBits(s, tCode + 1, x0, x, step);
+            xstart_mse.data[b * T + tCode] = meanSquared(step.x0, x0);
+            mse.data[b * T + tCode] = meanSquared(epsFromX0(s, tCode + 1, x, step.x0), example(eps, b, n));
+          });
+        }
+      }
+      const prior = Float64Array.from({ length: B }, (_, b) => guard(op, () => natsToBitsPerDim(priorTerm(s, example(x_start, b, n)), n)));
+      const total = prior.map((p, b) => p + vb.data.subarray(b * T, (b + 1) * T).reduce((acc, v) => acc + v, 0));
+      return { total_bpd: { shape: [B], data: total }, prior_bpd: { shape: [B], data: prior }, vb, xstart_mse, mse };
+    },
+
     async p_sample_step(a, model, x, t, noise) {
       const op = 'p_sample_step';
       const s = scheduleOf(op, a.betas);
@@ -420,6 +523,7 @@ export function createSpecOps(): DiffusionOps {
       );
     },
   };
+  return ops;
 }
 
 /** The spec as an implementation, ready to use. */
