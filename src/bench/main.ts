@@ -9,7 +9,7 @@
  * software WebGPU) is timed once, or skipped with the estimate that ruled it out.
  *
  * ```
- * npm run bench -- [--quick] [--backends wasm,cpu,webgpu] [--no-torch] [--out FILE] [--max-estimate-s 60]
+ * npm run bench -- [--quick] [--backends wasm,cpu,webgpu] [--no-torch] [--out FILE] [--max-estimate-s 30]
  * ```
  *
  * @module
@@ -32,8 +32,8 @@ function arg(name: string): string | undefined {
 const flag = (name: string) => process.argv.includes(name);
 
 const quick = flag('--quick');
-const maxEstimateS = Number(arg('--max-estimate-s') ?? '60');
-const timing: TimingOptions = quick ? { minTimeS: 1, minReps: 2, maxReps: 3, singleRunAboveS: 5 } : { minTimeS: 3, minReps: 3, maxReps: 7, singleRunAboveS: 10 };
+const maxEstimateS = Number(arg('--max-estimate-s') ?? '30');
+const timing: TimingOptions = quick ? { minTimeS: 1, minReps: 2, maxReps: 3, singleRunAboveS: 5 } : { minTimeS: 2, minReps: 3, maxReps: 7, singleRunAboveS: 8 };
 
 /** A benchmark engine process speaking the `@@bench` line protocol. */
 class Engine {
@@ -138,18 +138,14 @@ async function main(): Promise<void> {
   const workloads: Workload[] = [];
   for (const model of models) for (const batch of [1, 8]) for (const kind of ['forward', 'step'] as const) workloads.push({ model, batch, kind });
   const results: Result[] = [];
+  /** A lower estimate of a call: the same batch's forward pass for a step; else the engine's best rate so far. */
   const estimate = (e: Engine, w: Workload): number | null => {
-    const prior = results.filter((r) => r.engine === e.name && r.medianMs !== undefined && r.workload.model === w.model);
-    const same = prior.find((r) => r.workload.batch === w.batch && r.workload.kind === 'forward');
+    const prior = results.filter((r) => r.engine === e.name && r.medianMs !== undefined);
+    const same = prior.find((r) => r.workload.model === w.model && r.workload.batch === w.batch && r.workload.kind === 'forward');
     if (same) return same.medianMs!; // a step costs about one forward pass
-    const smaller = prior.find((r) => r.workload.batch < w.batch);
-    if (smaller) return (smaller.medianMs! * w.batch) / smaller.workload.batch;
-    const other = results.filter((r) => r.engine === e.name && r.medianMs !== undefined && r.workload.batch === w.batch);
-    if (other.length > 0) {
-      const o = other[0];
-      return (o.medianMs! * totalForwardFlops(BENCH_MODELS[w.model])) / totalForwardFlops(BENCH_MODELS[o.workload.model]);
-    }
-    return null;
+    if (prior.length === 0) return null;
+    const msPerFlop = Math.min(...prior.map((r) => r.medianMs! / (totalForwardFlops(BENCH_MODELS[r.workload.model]) * r.workload.batch)));
+    return msPerFlop * totalForwardFlops(BENCH_MODELS[w.model]) * w.batch;
   };
   for (const w of workloads) {
     for (const e of engines) {
