@@ -103,6 +103,35 @@ export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], re
   return out;
 }
 
+/**
+ * A training step prepared for `npm run bench`'s engines (the shape of `src/bench/workloads.ts`'s `Prepared`):
+ * `run()` performs one full step on a fresh model of configuration `unet` at batch `batch`, `dispose()` frees it.
+ */
+export async function prepareTrainStep(unet: UNetConfig, batch: number): Promise<{ run: () => Promise<void>; dispose: () => void }> {
+  const { installGradients } = await import('../grad/index.ts');
+  installGradients();
+  const config = TrainConfig.parse({ model: { kind: 'unet', unet }, batch_size: batch });
+  const rng = new Rng(0);
+  const model = createModel(config.model, rng);
+  const optim = initOptimState(model.names, model.variables);
+  const diffusion = diffusionFor(config.diffusion);
+  const shape = [batch, unet.resolution, unet.resolution, unet.in_channels];
+  const size = shape.reduce((a, b) => a * b, 1);
+  return {
+    run: async () => {
+      const x0 = Float32Array.from(rng.uniforms(size), (u) => 2 * u - 1);
+      const t = Array.from({ length: batch }, () => rng.int(diffusion.T));
+      const r = await trainingStep(model, diffusion, config.optim, optim, { x0, t, noise: Float32Array.from(rng.normals(size)), dropoutSeed: rng.int(2 ** 30), shape });
+      if (!Number.isFinite(r.loss)) throw new Error(`benchmark step: the loss is ${r.loss}`);
+    },
+    dispose: () => {
+      diffusion.dispose();
+      disposeOptimState(optim);
+      model.dispose();
+    },
+  };
+}
+
 /** The PyTorch script's result. */
 export interface TorchTrainSteps {
   torch: string;

@@ -165,7 +165,10 @@ async function main(): Promise<void> {
   const torchOut = join(a.out, 'torch');
   rmSync(a.out, { recursive: true, force: true });
   mkdirSync(a.out, { recursive: true });
-  const machine = { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', loadavg_at_start: loadavg() };
+  const machine = { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', loadavg_at_start: loadavg(), busy: loadavg()[0] > 0.5 * cpus().length };
+  if (machine.busy) {
+    say(`WARNING: load average ${loadavg()[0].toFixed(2)} on ${cpus().length} cores: the machine is busy, and the timings will be wrong (PyTorch with 2 threads slows down ~10× when its cores are shared); the record says so`);
+  }
 
   say(`training with tfjs (${backend}) for ${a.minutes} min`);
   const t0 = performance.now();
@@ -220,6 +223,7 @@ async function main(): Promise<void> {
   const row = (name: string, r: { backend: string; steps: number; train_s: number; images_per_s: number; bits_per_dim: number; standard_error: number; n: number }): string =>
     `| ${name} | ${r.backend} | ${r.steps} | ${(r.train_s / 60).toFixed(1)} min | ${r.images_per_s.toFixed(1)} | ${r.bits_per_dim.toFixed(3)} ± ${r.standard_error.toFixed(3)} (n = ${r.n}) |`;
   const body = [
+    ...(machine.busy ? ['**The machine was busy during this run: its timings are not representative.**', ''] : []),
     `Recorded ${record.date.slice(0, 10)} at commit \`${record.commit}\` on ${machine.cpus} × ${machine.cpu_model} (load average at start ${machine.loadavg_at_start.map((x) => x.toFixed(2)).join(', ')}), budget ${a.minutes} min per framework, configuration \`${record.config}\`.`,
     '',
     '| run | backend | steps | training time | images/s | test bits/dim ± s.e. |',
