@@ -16,6 +16,7 @@ import { accessSync, constants, mkdirSync, rmSync, statSync, writeFileSync } fro
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
+import { FormatError } from '../formats/errors.ts';
 import { readSafetensors } from '../formats/safetensors.ts';
 import { readCheckpointConfig } from '../../reference/unet/checkpoint.ts';
 import { checkStateDict, describeProblem } from '../../reference/unet/weights.ts';
@@ -242,7 +243,10 @@ export async function sampleCommand(a: SampleArgs): Promise<number> {
     return 0;
   } catch (e) {
     progress.stop();
-    throw e;
+    if (e instanceof UsageError || e instanceof FormatError) throw e;
+    // A failure while sampling (a non-finite sample, a worker that died): one line, exit code 1.
+    process.stderr.write(`ddpm-spec sample: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
   }
 }
 
