@@ -30,7 +30,7 @@ import { gaussianLogPdf, linearGaussianPosterior } from '../../spec/gaussian/ind
 import { identity, scaleMat } from '../../spec/linalg.ts';
 import { mcAgrees } from '../../src/numeric/stats.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
-import { normalKlIsDivergence } from '../laws/ddpm.ts';
+import { bpdTotalEqPriorPlusTerms, normalKlIsDivergence } from '../laws/ddpm.ts';
 import { expectLawOnSpec, printable, rngArb, scheduleAndT, userBetas, vec } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;
@@ -223,4 +223,5 @@ describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −
   });
 
   it('the spec’s normal_kl is 0 between equal Gaussians and ≥ 0 otherwise  [ddpm.ops.normalKlIsDivergence]', () => expectLawOnSpec(normalKlIsDivergence));
+  it('the spec’s calc_bpd_loop total is its prior term plus its per-timestep terms, in bits per dimension  [ddpm.ops.bpdTotalEqPriorPlusTerms]', () => expectLawOnSpec(bpdTotalEqPriorPlusTerms));
 });

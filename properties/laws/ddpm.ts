@@ -617,6 +617,35 @@ export const normalKlIsDivergence = law(
   },
 );
 
+export const bpdTotalEqPriorPlusTerms = law(
+  'ddpm.ops.bpdTotalEqPriorPlusTerms',
+  'calc_bpd_loop’s total is the prior term plus the sum of its per-timestep terms, and the prior term is KL(q(x_T | x₀) ‖ N(0, I)) in bits per dimension',
+  ['calc_bpd_loop', 'q_mean_variance'],
+  async (impl, tally, rng) => {
+    const T = 20;
+    const betas = tensor([T], Float64Array.from(cosineBetas(T)));
+    const x0 = tensor(SHAPE, Float64Array.from({ length: size(SHAPE) }, () => rng.int(256) / 127.5 - 1));
+    const noise = normals(rng, [T, ...SHAPE]);
+    const output = normals(rng, SHAPE);
+    const r = await impl.calc_bpd_loop!({ betas, model_mean_type: 'EPSILON', model_var_type: 'FIXED_LARGE', clip_denoised: true }, fixedOutput(output), x0, noise);
+    const B = SHAPE[0];
+    const n = size(SHAPE) / B;
+    const q = await impl.q_mean_variance!({ betas }, x0, allAt(T - 1));
+    for (let b = 0; b < B; b++) {
+      const terms = r.vb.data.subarray(b * T, (b + 1) * T);
+      const sum = terms.reduce((a, v) => a + v, 0);
+      tally.close(`total_bpd[${b}]`, [1], [r.total_bpd.data[b]], [r.prior_bpd.data[b] + sum], 1 + abs(sum));
+      let kl = 0;
+      for (let i = b * n; i < (b + 1) * n; i++) {
+        const m = q.mean.data[i];
+        const v = q.variance.data[i];
+        kl += 0.5 * (v + m * m - 1 - Math.log(v));
+      }
+      tally.close(`prior_bpd[${b}]`, [1], [r.prior_bpd.data[b]], [kl / (n * Math.LN2)], 1 + kl / (n * Math.LN2));
+    }
+  },
+);
+
 /** Every law of the diffusion model, in derivation order. */
 export const DDPM_LAWS: readonly Law[] = [
   buffersConsistentWithBetas,
@@ -634,8 +663,9 @@ export const DDPM_LAWS: readonly Law[] = [
   ddimEtaZeroIgnoresNoise,
   ddimEtaOneEqAncestral,
   ddimReverseInvertsDdim,
-  discretizedLikelihoodSumsToOne,
   normalKlIsDivergence,
+  bpdTotalEqPriorPlusTerms,
+  discretizedLikelihoodSumsToOne,
 ];
 
 /** Run every law on an implementation. */
