@@ -12,6 +12,7 @@ import { createModel } from '../../reference/train/model.ts';
 import { disposeOptimState } from '../../reference/train/optim.ts';
 import { FormatError } from '../../src/formats/errors.ts';
 import { Rng } from '../../src/numeric/rng.ts';
+import { override } from '../../src/numeric/tolerance.ts';
 
 /** A tiny MLP run on two moons: small enough for a few dozen steps in well under a second on any backend. */
 function config(over: Record<string, unknown> = {}): TrainConfig {
@@ -53,6 +54,12 @@ async function errorOf(p: Promise<unknown>): Promise<Error> {
   }
   throw new Error('expected an error');
 }
+
+/**
+ * Worker-thread tests run on the default backend only: every worker thread starts its own backend, which takes
+ * seconds on the software webgpu adapter of CI; the gradient computation itself is the same code as above.
+ */
+const onDefaultBackend = process.env.DDPM_TEST_SET !== 'backend';
 
 describe('7.5 The training loop and its checkpoints', () => {
   it('two runs with the same seed on the same backend give bit-identical weights, EMA and optimiser state; another seed does not  [training.loop.deterministic]', async () => {
@@ -205,4 +212,26 @@ describe('7.5 The training loop and its checkpoints', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it.runIf(onDefaultBackend)(
+    'gradients computed on 2 worker threads give the single-thread run\'s weights to float32 rounding, and are deterministic and resumable bit for bit  [training.parallel.agreesAndResumes]',
+    async () => {
+      const [single, whole, split] = [tmp(), tmp(), tmp()];
+      try {
+        await train({ config: config(), dataName: 'moons', openData: moons, outDir: single, steps: 10 });
+        await train({ config: config(), dataName: 'moons', openData: moons, outDir: whole, steps: 10, workers: 2 });
+        await train({ config: config(), dataName: 'moons', openData: moons, outDir: split, steps: 5, workers: 2 });
+        await train({ dataName: 'moons', openData: moons, outDir: split, steps: 10, resume: true, workers: 2 });
+        expect(differing(tensorBytes(latestCheckpointDir(split)!), tensorBytes(latestCheckpointDir(whole)!))).toEqual([]);
+        const a = readTrainCheckpoint(latestCheckpointDir(single)!).tensors;
+        const b = readTrainCheckpoint(latestCheckpointDir(whole)!).tensors;
+        // Adam divides by √v̂, so a gradient's rounding changes the update by about its relative size (~1e-7) —
+        // more where a gradient is near 0 — over 10 updates of lr 1e-2.
+        const tol = override({ rtol: 1e-4, atol: 1e-5 }, 'a batch mean summed as two half-batch means: float32 rounding of gradients, amplified by Adam where they are small');
+        for (const [k, t] of a) expect(b.get(k)!.data).toBeCloseWithin(t.data as Float32Array, tol, { what: k });
+      } finally {
+        for (const d of [single, whole, split]) rmSync(d, { recursive: true, force: true });
+      }
+    },
+  );
 });

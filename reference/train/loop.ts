@@ -41,6 +41,7 @@ import {
 import type { DiffusionTrainConfig, TrainConfig } from './config.ts';
 import type { BatchSource } from './data.ts';
 import { createModel, type TrainableModel } from './model.ts';
+import { GradientWorkers } from './parallel.ts';
 import { disposeOptimState, globalNorm, initOptimState, optimStep, type OptimState } from './optim.ts';
 
 /** One line of `log.jsonl`: means over the log interval ending at `step`. */
@@ -118,6 +119,11 @@ export interface TrainOptions {
   onLog?: (r: LogRecord) => void;
   /** Called after each checkpoint is written, with its directory. */
   onCheckpoint?: (dir: string, step: number) => void;
+  /**
+   * Compute the gradients on this many worker threads (data parallel, `parallel.ts`); 1 (the default) computes
+   * them on the calling thread. Results are deterministic for a given number of workers.
+   */
+  workers?: number;
   /** Keep the model and the optimiser state (return them instead of disposing): for tests and evaluation. */
   keepModel?: boolean;
 }
@@ -202,30 +208,41 @@ export async function trainingStep(
   optimConfig: TrainConfig['optim'],
   optim: OptimState,
   d: StepDraws & { shape: number[] },
+  workers?: GradientWorkers,
 ): Promise<StepResult> {
-  const vars = model.names.map((n) => model.variables.get(n)!);
-  const nameOf = new Map(model.names.map((n) => [model.variables.get(n)!.name, n]));
-  const x0 = tf.tensor(d.x0, d.shape, 'float32');
-  const noise = tf.tensor(d.noise, d.shape, 'float32');
-  const denoise: DenoiseModel = (x, tModel) => model.apply(x, tModel, { dropoutSeed: d.dropoutSeed });
-  let value: tf.Scalar;
-  let grads: tf.NamedTensorMap;
-  try {
-    ({ value, grads } = tf.variableGrads(() => tf.mean(trainingLosses(diffusion, denoise, x0, d.t, noise).loss) as tf.Scalar, vars));
-  } finally {
-    tf.dispose([x0, noise]);
+  let lossOf: () => Promise<number>;
+  let byName: Map<string, tf.Tensor>;
+  let value: tf.Scalar | null = null;
+  if (workers) {
+    const r = await workers.lossAndGradients(model, d);
+    byName = r.grads;
+    lossOf = async () => r.loss;
+  } else {
+    const vars = model.names.map((n) => model.variables.get(n)!);
+    const nameOf = new Map(model.names.map((n) => [model.variables.get(n)!.name, n]));
+    const x0 = tf.tensor(d.x0, d.shape, 'float32');
+    const noise = tf.tensor(d.noise, d.shape, 'float32');
+    const denoise: DenoiseModel = (x, tModel) => model.apply(x, tModel, { dropoutSeed: d.dropoutSeed });
+    let grads: tf.NamedTensorMap;
+    try {
+      ({ value, grads } = tf.variableGrads(() => tf.mean(trainingLosses(diffusion, denoise, x0, d.t, noise).loss) as tf.Scalar, vars));
+    } finally {
+      tf.dispose([x0, noise]);
+    }
+    byName = new Map<string, tf.Tensor>();
+    for (const [vn, g] of Object.entries(grads)) byName.set(nameOf.get(vn)!, g);
+    const v = value;
+    lossOf = async () => (await v.data())[0];
   }
-  const byName = new Map<string, tf.Tensor>();
-  for (const [vn, g] of Object.entries(grads)) byName.set(nameOf.get(vn)!, g);
   const gradNorm = globalNorm(model.names.map((n) => byName.get(n)!));
   try {
-    const loss = (await value.data())[0];
+    const loss = await lossOf();
     const gn = (await gradNorm.data())[0];
     if (!Number.isFinite(loss) || !Number.isFinite(gn)) return { loss, gradNorm: gn, lr: Number.NaN };
     const { lr } = optimStep(optimConfig, model.names, model.variables, byName, gradNorm, optim);
     return { loss, gradNorm: gn, lr };
   } finally {
-    tf.dispose([value, gradNorm, ...byName.values()]);
+    tf.dispose([gradNorm, ...byName.values(), ...(value ? [value] : [])]);
   }
 }
 
@@ -279,6 +296,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let elapsedBefore = 0;
   let lastCheckpoint: string | null = null;
   let kept = false;
+  let pool: GradientWorkers | null = null;
   try {
     data = opts.openData(dataRng, config);
     if (resumeFrom) {
@@ -306,6 +324,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     let recentRate = 0;
     let lastStepAt = performance.now();
 
+    const nWorkers = opts.workers ?? 1;
+    if (!Number.isInteger(nWorkers) || nWorkers < 1) throw new RangeError(`train: workers must be a positive integer, got ${opts.workers}`);
+    if (nWorkers > 1) pool = await GradientWorkers.start(nWorkers, model, config, backend);
+
     const checkpoint = async (): Promise<void> => {
       lastCheckpoint = await saveTrainCheckpoint(opts.outDir, {
         state: { step, data: opts.dataName, config, rng: rng.getState(), batches: data.getState(), elapsed_s: elapsed(), backend },
@@ -318,7 +340,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
     while (step < opts.steps) {
       const draws = drawStep(data, rng, B, D, T);
-      const r = await trainingStep(model, diffusion, config.optim, optim, { ...draws, shape });
+      const r = await trainingStep(model, diffusion, config.optim, optim, { ...draws, shape }, pool ?? undefined);
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         const bad = Number.isFinite(r.loss) ? 'gradient norm' : 'loss';
         throw new TrainingDivergedError(step + 1, bad, bad === 'loss' ? r.loss : r.gradNorm, lastCheckpoint);
@@ -364,6 +386,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     return result;
   } finally {
+    await pool?.close();
     diffusion.dispose();
     if (!kept) {
       model.dispose();

@@ -1,6 +1,7 @@
 /**
  * The recorded Fashion-MNIST run: train the same small UNet with the same recipe for the same wall-clock budget
- * in TypeScript (this package, default backend) and in PyTorch (`src/python/train_torch.py`, 2 threads), one
+ * in TypeScript (this package, default backend, gradients on 2 worker threads so both use the machine's 2 cores)
+ * and in PyTorch (`src/python/train_torch.py`, 2 threads), one
  * after the other, evaluate both checkpoints with the same code (test bits/dim through the diffusion core's
  * bound, ancestral samples through `ddpm-spec sample`'s sampler), and write the record into `docs/`:
  *
@@ -12,7 +13,7 @@
  *
  * ```
  * node --import tsx reference/train/recordRun.ts --minutes 60 [--config reference/train/configs/fashion-mnist.json]
- *      [--out out/fashion-mnist-run] [--docs docs] [--bpd-n 16] [--samples 16] [--sample-steps 1000] [--no-torch]
+ *      [--out out/fashion-mnist-run] [--docs docs] [--bpd-n 16] [--samples 16] [--sample-steps 1000] [--workers 2] [--no-torch]
  * ```
  *
  * Run it on an otherwise idle machine: both frameworks share its cores, so any other load changes the result.
@@ -42,6 +43,7 @@ interface Args {
   samples: number;
   sampleSteps: number;
   torch: boolean;
+  workers: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -64,6 +66,7 @@ function parseArgs(argv: string[]): Args {
     samples: num('--samples', '16', 1),
     sampleSteps: num('--sample-steps', '1000', 1),
     torch: !argv.includes('--no-torch'),
+    workers: num('--workers', '2', 1),
   };
 }
 
@@ -172,7 +175,7 @@ async function main(): Promise<void> {
 
   say(`training with tfjs (${backend}) for ${a.minutes} min`);
   const t0 = performance.now();
-  await run(process.execPath, [CLI, 'train', '--data', 'fashion-mnist', '--config', a.config, '--steps', '1000000000', '--out', tfjsOut, '--max-minutes', String(a.minutes)]);
+  await run(process.execPath, [CLI, 'train', '--data', 'fashion-mnist', '--config', a.config, '--steps', '1000000000', '--out', tfjsOut, '--max-minutes', String(a.minutes), '--workers', String(a.workers)]);
   const tfjsWall = (performance.now() - t0) / 1000;
   const tfjsState = readTrainCheckpoint(latestCheckpointDir(tfjsOut)!).state;
 
@@ -199,7 +202,7 @@ async function main(): Promise<void> {
     config: relative(ROOT, resolve(a.config)),
     machine,
     tfjs: {
-      backend: `tfjs ${backend}`,
+      backend: `tfjs ${backend}${a.workers > 1 ? `, ${a.workers} worker threads` : ''}`,
       steps: tfjsState.step,
       wall_s: tfjsWall,
       train_s: tfjsState.elapsed_s,

@@ -3,7 +3,7 @@
  *
  * ```
  * ddpm-spec train --data fashion-mnist|moons|swissroll|8gaussians --steps N --out DIR
- *                 [--config FILE] [--resume] [--max-minutes M] [--seed S]
+ *                 [--config FILE] [--resume] [--max-minutes M] [--seed S] [--workers K]
  * ```
  *
  * Without `--config` a built-in configuration is used (`fashion-mnist`: a small UNet at 32×32; the toy sets:
@@ -30,6 +30,7 @@ interface RawOptions {
   resume?: boolean;
   maxMinutes?: string;
   seed?: string;
+  workers?: string;
 }
 
 /** The checked options. */
@@ -41,6 +42,7 @@ export interface TrainArgs {
   out: string;
   resume: boolean;
   maxMinutes?: number;
+  workers: number;
 }
 
 function int(option: string, raw: string | undefined, min: number): number {
@@ -89,7 +91,8 @@ export function parseTrainArgs(o: RawOptions): TrainArgs {
       throw new UsageError(`${data} is 2-D: model.mlp.in_dim must be 2 in ${configSource}, got ${config.model.mlp.in_dim}`);
     }
   }
-  return { data, config, configSource, steps, out: o.out, resume: Boolean(o.resume), maxMinutes };
+  const workers = o.workers === undefined ? 1 : int('--workers', o.workers, 1);
+  return { data, config, configSource, steps, out: o.out, resume: Boolean(o.resume), maxMinutes, workers };
 }
 
 function fmtDuration(s: number): string {
@@ -130,7 +133,7 @@ export async function trainCommand(args: TrainArgs, stream: NodeJS.WriteStream =
       `step ${r.step}/${target}  loss ${r.loss.toFixed(5)}  grad_norm ${r.grad_norm.toFixed(4)}  lr ${r.lr.toExponential(2)}  ${r.steps_per_s.toFixed(2)} steps/s  ETA ${fmtDuration(eta)}\n`,
     );
   };
-  say(`ddpm-spec train: ${args.data}, ${args.resume ? 'resuming' : 'new run'} in ${args.out}, configuration: ${args.configSource}, backend: ${report.chosen}`);
+  say(`ddpm-spec train: ${args.data}, ${args.resume ? 'resuming' : 'new run'} in ${args.out}, configuration: ${args.configSource}, backend: ${report.chosen}${args.workers > 1 ? ` on ${args.workers} worker threads` : ''}`);
   try {
     const res = await train({
       config: args.config,
@@ -140,6 +143,7 @@ export async function trainCommand(args: TrainArgs, stream: NodeJS.WriteStream =
       steps: args.steps,
       resume: args.resume,
       maxSeconds: args.maxMinutes === undefined ? undefined : args.maxMinutes * 60,
+      workers: args.workers,
       onProgress,
       onLog,
       onCheckpoint: (dir, step) => {
@@ -169,6 +173,7 @@ export function registerTrain(program: Command, code: ExitCode): void {
     .option('--resume', 'continue from the newest checkpoint in --out')
     .option('--max-minutes <m>', 'stop (with a checkpoint) after this many minutes of this session')
     .option('--seed <s>', 'override the configuration\'s seed (new runs only)')
+    .option('--workers <k>', 'compute gradients on k worker threads (data parallel; uses k cores with wasm)', '1')
     .action(async (opts: RawOptions) => {
       code.value = await trainCommand(parseTrainArgs(opts));
     });
