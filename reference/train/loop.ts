@@ -318,15 +318,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const shape = [B, ...model.exampleShape];
     const D = model.exampleShape.reduce((a, b) => a * b, 1);
     const T = diffusion.T;
+    const nWorkers = opts.workers ?? 1;
+    if (!Number.isInteger(nWorkers) || nWorkers < 1) throw new RangeError(`train: workers must be a positive integer, got ${opts.workers}`);
+    if (nWorkers > 1) pool = await GradientWorkers.start(nWorkers, model, config, backend);
+
+    // The clock (time budget, elapsed_s, steps/s) starts when everything is ready.
     const t0 = performance.now();
     const elapsed = (): number => elapsedBefore + (performance.now() - t0) / 1000;
     let acc = { loss: 0, gradNorm: 0, n: 0, since: performance.now(), lr: 0 };
     let recentRate = 0;
     let lastStepAt = performance.now();
-
-    const nWorkers = opts.workers ?? 1;
-    if (!Number.isInteger(nWorkers) || nWorkers < 1) throw new RangeError(`train: workers must be a positive integer, got ${opts.workers}`);
-    if (nWorkers > 1) pool = await GradientWorkers.start(nWorkers, model, config, backend);
 
     const checkpoint = async (): Promise<void> => {
       lastCheckpoint = await saveTrainCheckpoint(opts.outDir, {
