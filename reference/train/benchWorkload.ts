@@ -20,6 +20,7 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from '../../src/io/atomic.ts';
 import { Rng } from '../../src/numeric/rng.ts';
+import { installGradients } from '../grad/index.ts';
 import { CIFAR10_CONFIG, SMALL_CONFIG, type UNetConfig } from '../unet/config.ts';
 import { TrainConfig } from './config.ts';
 import { diffusionFor, trainingStep } from './loop.ts';
@@ -66,7 +67,6 @@ function median(xs: number[]): number {
  * a step starts when its random draws exist and ends when its loss has been read back and the update applied.
  */
 export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], reps: Reps = DEFAULT_REPS, log?: (line: string) => void): Promise<TrainStepTiming[]> {
-  const { installGradients } = await import('../grad/index.ts');
   installGradients();
   const out: TrainStepTiming[] = [];
   for (const w of workloads) {
@@ -107,8 +107,7 @@ export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], re
  * A training step prepared for `npm run bench`'s engines (the shape of `src/bench/workloads.ts`'s `Prepared`):
  * `run()` performs one full step on a fresh model of configuration `unet` at batch `batch`, `dispose()` frees it.
  */
-export async function prepareTrainStep(unet: UNetConfig, batch: number): Promise<{ run: () => Promise<void>; dispose: () => void }> {
-  const { installGradients } = await import('../grad/index.ts');
+export function prepareTrainStep(unet: UNetConfig, batch: number): { run: () => Promise<void>; dispose: () => void } {
   installGradients();
   const config = TrainConfig.parse({ model: { kind: 'unet', unet }, batch_size: batch });
   const rng = new Rng(0);
