@@ -109,6 +109,13 @@ export async function trainCommand(args: TrainArgs, stream: NodeJS.WriteStream =
   const tty = Boolean(stream.isTTY);
   let bar: cliProgress.SingleBar | null = null;
   const target = args.steps;
+  const started = performance.now();
+  /** Seconds left: by the step count, or by the --max-minutes budget when that ends the session sooner. */
+  const etaS = (step: number, rate: number): number => {
+    const bySteps = (target - step) / Math.max(rate, 1e-9);
+    if (args.maxMinutes === undefined) return bySteps;
+    return Math.min(bySteps, Math.max(0, args.maxMinutes * 60 - (performance.now() - started) / 1000));
+  };
   const say = (line: string): void => {
     if (bar) bar.stop();
     stream.write(`${line}\n`);
@@ -123,12 +130,12 @@ export async function trainCommand(args: TrainArgs, stream: NodeJS.WriteStream =
       );
       bar.start(target, p.step - 1, { loss: '-', rate: '-', eta2: '?' });
     }
-    const eta = (target - p.step) / Math.max(p.stepsPerSec, 1e-9);
+    const eta = etaS(p.step, p.stepsPerSec);
     bar.update(p.step, { loss: p.loss.toFixed(4), rate: p.stepsPerSec.toFixed(2), eta2: fmtDuration(eta) });
   };
   const onLog = (r: LogRecord): void => {
     if (tty) return;
-    const eta = (target - r.step) / Math.max(r.steps_per_s, 1e-9);
+    const eta = etaS(r.step, r.steps_per_s);
     stream.write(
       `step ${r.step}/${target}  loss ${r.loss.toFixed(5)}  grad_norm ${r.grad_norm.toFixed(4)}  lr ${r.lr.toExponential(2)}  ${r.steps_per_s.toFixed(2)} steps/s  ETA ${fmtDuration(eta)}\n`,
     );
