@@ -49,6 +49,18 @@ describe('3.6 The discrete decoder: N(μ, σ²) integrated over 256 bins of widt
         if (!(ref > 1e-250)) return; // both underflow: nothing to compare (the log-space tail is checked below)
         const tol = override({ rtol: 1e-11 * (1 + a / ref), atol: 0 }, 'a CDF difference: relative error ε·Φ/P, with @stdlib’s CDF accurate to ~1e−15 relative');
         expect(Math.exp(discretizedGaussianLogLikelihood(x, m, ls))).toBeCloseWithin(ref, tol, { what: `P(level ${k} | μ = ${m}, σ = ${sd})` });
+        // Off the grid (a level rounded to float32, as the reference code's data is), the bin is x ± 1/255.
+        const xf = Math.fround(x);
+        if (xf !== x && k > 0 && k < 255) {
+          const lo32 = xf - 1 / 255;
+          const hi32 = xf + 1 / 255;
+          const up = lo32 > m;
+          const a32 = up ? normalCdf(-lo32, -m, sd) : normalCdf(hi32, m, sd);
+          const ref32 = a32 - (up ? normalCdf(-hi32, -m, sd) : normalCdf(lo32, m, sd));
+          if (ref32 > 1e-250) {
+            expect(Math.exp(discretizedGaussianLogLikelihood(xf, m, ls))).toBeCloseWithin(ref32, override({ rtol: 1e-11 * (1 + a32 / ref32), atol: 0 }, 'as above'), { what: `P(float32 level ${k})` });
+          }
+        }
       }),
       { numRuns: 500 },
     ));
