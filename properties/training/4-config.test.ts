@@ -18,8 +18,9 @@ function problem(json: unknown): { field: string; message: string } {
 const mlp = { kind: 'mlp', mlp: { in_dim: 2, out_dim: 2, hidden: 16, layers: 2, temb_dim: 8 } };
 
 describe('7.4 Training configurations', () => {
-  it('the built-in configurations are valid  [training.config.presetsValid]', () => {
+  it('the built-in configurations are valid, and the Fashion-MNIST one is the recorded run\'s file  [training.config.presetsValid]', () => {
     for (const p of Object.values(PRESETS)) expect(TrainConfig.parse(p)).toEqual(p);
+    expect(readTrainConfig(join(import.meta.dirname, '../../reference/train/configs/fashion-mnist.json'))).toEqual(PRESETS['fashion-mnist']);
   });
 
   it('an unknown field is refused, naming where it is and what it is called  [training.config.unknownField]', () => {
