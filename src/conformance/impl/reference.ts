@@ -308,8 +308,10 @@ export function referenceOps(): DiffusionOps {
         checkTensor(op, 'noise_per_step_in_loop_order', noise);
         // [T, B, C, H, W] → [T, B, H, W, C]
         const n = s.add(toTf(op, 'noise_per_step_in_loop_order', { shape: [noise.shape[0] * noise.shape[1], ...noise.shape.slice(2)], data: noise.data }, s, true).reshape([noise.shape[0], ...xs.shape]));
-        // All timesteps in one batch: the steps are independent given their noise.
-        const r = s.addAll(await calcBpdLoop(d, model(op, m, s), xs, { clipDenoised: a.clip_denoised, noise: n, stepsPerBatch: d.T }));
+        // All timesteps in one batch (the steps are independent given their noise), except for a fixed model
+        // output, which has the batch of x_start and so is evaluated one timestep at a time.
+        const stepsPerBatch = m?.kind === 'output' ? 1 : d.T;
+        const r = s.addAll(await calcBpdLoop(d, model(op, m, s), xs, { clipDenoised: a.clip_denoised, noise: n, stepsPerBatch }));
         return readAll({ total_bpd: r.totalBpd, prior_bpd: r.priorBpd, vb: r.vb, xstart_mse: r.xstartMse, mse: r.mse }, false);
       }),
 
