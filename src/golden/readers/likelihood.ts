@@ -28,7 +28,7 @@ export function dgllCheck(x: Tensor, means: Tensor, logScales: Tensor, expected:
     quantity: 'log_probs',
     expected,
     tol: { rtol: 0, atol: GOLDEN_TOL.dgllCore.atol, reason: `${GOLDEN_TOL.dgllCore.reason}; ${GOLDEN_TOL.dgllShoulder.reason}` },
-    elementAtol: { values, formula: '2e-3 where z ≤ 3, 5e-3 where 3 < z ≤ 4 (z = |x − mean|·e^(−log_scale))' },
+    elementAtol: { values, formula: `${GOLDEN_TOL.dgllCore.atol} where z ≤ 3, ${GOLDEN_TOL.dgllShoulder.atol} where 3 < z ≤ 4 (z = |x − mean|·e^(−log_scale))` },
     mask: { keep, reason: GOLDEN_TOL.dgllTailMask },
     locate,
   };
