@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: the UNet forward pass and one ancestral sampling step, for Ho et al.'s CIFAR-10 model and the
- * small golden model, at batch 1 and 8, on every available tfjs backend and in PyTorch on the CPU (2 threads,
+ * small golden model, at batch 1 and 8, and one training step at batch 8 (`--no-train` leaves it out), on every available tfjs backend and in PyTorch on the CPU (2 threads,
  * and 1 thread for reference), in one run; a table of medians with the ratio to PyTorch, GFLOP/s against the
  * machine's measured matrix-multiply peak, a per-layer-kind profile of the wasm forward pass, and a JSON file.
  *
@@ -9,7 +9,7 @@
  * software WebGPU) is timed once, or skipped with the estimate that ruled it out.
  *
  * ```
- * npm run bench -- [--quick] [--backends wasm,cpu,webgpu] [--no-torch] [--out FILE] [--max-estimate-s 30]
+ * npm run bench -- [--quick] [--backends wasm,cpu,webgpu] [--no-torch] [--no-train] [--out FILE] [--max-estimate-s 30]
  * ```
  *
  * @module
@@ -136,21 +136,25 @@ async function main(): Promise<void> {
   // Workloads, smallest first (their timings predict the larger ones).
   const models = quick ? ['small'] : ['small', 'cifar10'];
   const workloads: Workload[] = [];
-  for (const model of models) for (const batch of [1, 8]) for (const kind of ['forward', 'step'] as const) workloads.push({ model, batch, kind });
+  for (const model of models) {
+    for (const batch of [1, 8]) for (const kind of ['forward', 'step'] as const) workloads.push({ model, batch, kind });
+    if (!flag('--no-train')) workloads.push({ model, batch: 8, kind: 'train' });
+  }
   const results: Result[] = [];
   /** A lower estimate of a call: the same batch's forward pass for a step; else the engine's best rate so far. */
   const estimate = (e: Engine, w: Workload): number | null => {
     const prior = results.filter((r) => r.engine === e.name && r.medianMs !== undefined);
     const same = prior.find((r) => r.workload.model === w.model && r.workload.batch === w.batch && r.workload.kind === 'forward');
-    if (same) return same.medianMs!; // a step costs about one forward pass
+    if (same) return same.medianMs! * (w.kind === 'train' ? 3 : 1); // a sampling step ≈ one forward pass, a training step ≈ three
     if (prior.length === 0) return null;
     const msPerFlop = Math.min(...prior.map((r) => r.medianMs! / (totalForwardFlops(BENCH_MODELS[r.workload.model]) * r.workload.batch)));
-    return msPerFlop * totalForwardFlops(BENCH_MODELS[w.model]) * w.batch;
+    return msPerFlop * totalForwardFlops(BENCH_MODELS[w.model]) * w.batch * (w.kind === 'train' ? 3 : 1);
   };
   for (const w of workloads) {
     for (const e of engines) {
       const label = `${w.model} b${w.batch} ${w.kind}`;
-      if (e.name.includes('×2 threads') && w.batch < 2) continue;
+      // The batch split over threads applies to inference; a training step would need gradient averaging.
+      if (e.name.includes('×2 threads') && (w.batch < 2 || w.kind === 'train')) continue;
       const est = estimate(e, w);
       if (est !== null && est > maxEstimateS * 1000) {
         results.push({ engine: e.name, workload: w, skipped: `estimated ${fmtMs(est)} per run > --max-estimate-s ${maxEstimateS}` });
@@ -197,12 +201,12 @@ async function main(): Promise<void> {
     `models: ${models.map((m) => `${m} (${countParams(BENCH_MODELS[m]).toLocaleString('en-US')} parameters, ${(totalForwardFlops(BENCH_MODELS[m]) / 1e9).toFixed(3)} GFLOP per image forward)`).join('; ')}`,
   );
   lines.push('');
-  lines.push('median time per call; ×: ratio to PyTorch with 2 threads (lower is better); GFLOP/s of the forward pass');
+  lines.push('median time per call; ×: ratio to PyTorch with 2 threads (lower is better); GF/s: forward-pass FLOPs per second (for a training step, 3× the forward FLOPs)');
   lines.push('');
   lines.push(`| workload | ${names.join(' | ')} |`);
   lines.push(`|---|${names.map(() => '---').join('|')}|`);
   for (const w of workloads) {
-    const flops = totalForwardFlops(BENCH_MODELS[w.model]) * w.batch;
+    const flops = totalForwardFlops(BENCH_MODELS[w.model]) * w.batch * (w.kind === 'train' ? 3 : 1);
     const refR = results.find((r) => r.engine === ref && r.workload === w);
     const cells = names.map((n) => {
       const r = results.find((q) => q.engine === n && q.workload === w);

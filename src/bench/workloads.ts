@@ -1,7 +1,8 @@
 /**
- * The benchmark's workloads and the tfjs side of running them: a UNet forward pass, and one ancestral sampling
- * step (forward pass + posterior mean + noise, Ho et al.'s CIFAR-10 schedule at t = 500), for a model and a
- * batch size.
+ * The benchmark's workloads and the tfjs side of running them: a UNet forward pass, one ancestral sampling
+ * step (forward pass + posterior mean + noise, Ho et al.'s CIFAR-10 schedule at t = 500), and one training step
+ * of Ho et al.'s recipe (the training code's `prepareTrainStep`: forward, L_simple, backward, clipping, Adam, EMA),
+ * for a model and a batch size.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import { CIFAR10_CONFIG, SMALL_CONFIG, UNetConfig } from '../../reference/unet/c
 import { unetDenoiser } from '../../reference/unet/denoiser.ts';
 import { unetForward, type LayerKind } from '../../reference/unet/model.ts';
 import { paramSpecs, type UNetParams } from '../../reference/unet/params.ts';
+import { prepareTrainStep } from '../../reference/train/benchWorkload.ts';
 
 /** The models the benchmark times. */
 export const BENCH_MODELS: Record<string, UNetConfig> = {
@@ -21,7 +23,7 @@ export const BENCH_MODELS: Record<string, UNetConfig> = {
   small: UNetConfig.parse(SMALL_CONFIG),
 };
 
-export type WorkloadKind = 'forward' | 'step';
+export type WorkloadKind = 'forward' | 'step' | 'train';
 export interface Workload {
   model: string;
   batch: number;
@@ -72,6 +74,7 @@ function cifarDiffusion(): GaussianDiffusion {
 /** Prepare a workload with given parameters (inputs drawn once; the parameters are the caller's). */
 export function prepare(w: Workload, params: UNetParams, timer?: (k: LayerKind, ms: number) => void): Prepared {
   const c = BENCH_MODELS[w.model];
+  if (w.kind === 'train') return prepareTrainStep(c, w.batch); // its own fresh model (variables, optimiser state)
   const rng = new Rng(2);
   const shape: [number, number, number, number] = [w.batch, c.resolution, c.resolution, c.in_channels];
   const n = shape.reduce((a, b) => a * b, 1);

@@ -6,7 +6,7 @@ Usage: /usr/bin/python3 src/python/bench_torch.py [--threads 2]
 
 Reads requests as JSON lines on stdin and answers each with one line `@@bench {json}` on stdout (the benchmark
 coordinator interleaves engines so that no two run at once):
-  {"op": "time", "workload": {"model", "batch", "kind": "forward"|"step"}, "config": {...UNet config...},
+  {"op": "time", "workload": {"model", "batch", "kind": "forward"|"step"|"train"}, "config": {...UNet config...},
    "timing": {"minTimeS", "minReps", "maxReps", "singleRunAboveS"}}  ->  {"times": [ms...], "warmupMs"}
   {"op": "peak"}  ->  {"numpy_gflops", "torch_gflops", "n"}
   {"op": "quit"}
@@ -54,6 +54,9 @@ def model_for(name, cfg):
 
 
 def workload_fn(w, cfg):
+    if w["kind"] == "train":
+        from train_step_bench import make_train_step  # the training code's step: forward, L_simple, backward, clip, Adam, EMA
+        return make_train_step(cfg, w["batch"])
     m = model_for(w["model"], cfg)
     x = torch.randn(w["batch"], cfg["in_channels"], cfg["resolution"], cfg["resolution"])
     t = torch.full((w["batch"],), 500, dtype=torch.int64)
