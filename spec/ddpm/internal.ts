@@ -27,7 +27,8 @@ export function checkVector(fn: string, name: string, x: Vec): void {
   if (x.length === 0) throw new RangeError(`${fn}: ${name} must have at least one element, got an empty array`);
   for (let i = 0; i < x.length; i++) {
     const v = x[i];
-    if (typeof v !== 'number' || !Number.isFinite(v)) {
+    // v − v is 0 exactly for finite numbers, NaN for NaN and ±∞ (and for non-numbers after coercion).
+    if (typeof v !== 'number' || v - v !== 0) {
       throw new RangeError(`${fn}: ${name}[${i}] must be a finite number, got ${String(v)}`);
     }
   }
@@ -39,14 +40,16 @@ export function checkVector(fn: string, name: string, x: Vec): void {
  * @see property `ddpm.input.shapeMismatchRejected`
  */
 export function checkSameLength(fn: string, named: Record<string, Vec>): number {
-  const names = Object.keys(named);
-  for (const n of names) checkVector(fn, n, named[n]);
-  const d = named[names[0]].length;
-  for (const n of names.slice(1)) {
-    if (named[n].length !== d) {
-      throw new RangeError(
-        `${fn}: ${names[0]} and ${n} must have the same length, got [${d}] and [${named[n].length}]`,
-      );
+  let first: string | undefined;
+  let d = 0;
+  for (const n in named) {
+    const v = named[n];
+    checkVector(fn, n, v);
+    if (first === undefined) {
+      first = n;
+      d = v.length;
+    } else if (v.length !== d) {
+      throw new RangeError(`${fn}: ${first} and ${n} must have the same length, got [${d}] and [${v.length}]`);
     }
   }
   return d;

@@ -249,40 +249,33 @@ export function convertPrediction(s: Schedule, t: number, xt: Vec, from: Predict
   if (!isPredictionKind(to)) throw new RangeError(`convertPrediction: to must be one of ${PredictionKind.options.join(', ')}, got ${String(to)}`);
   checkSameLength('convertPrediction', { xt, 'from.value': from.value });
   if (from.kind === to) return Array.from(from.value);
-  const x0 = (): number[] => {
-    switch (from.kind) {
-      case 'x0':
-        return Array.from(from.value);
-      case 'mu':
-        return x0FromMu(s, t, xt, from.value);
-      case 'v':
-        return x0FromV(s, t, xt, from.value);
-      default:
-        return x0FromEps(s, t, xt, eps());
-    }
-  };
-  const eps = (): number[] => {
-    switch (from.kind) {
-      case 'eps':
-        return Array.from(from.value);
-      case 'score':
-        return epsFromScore(s, t, from.value);
-      case 'v':
-        return epsFromV(s, t, xt, from.value);
-      default:
-        return epsFromX0(s, t, xt, x0());
-    }
-  };
-  switch (to) {
-    case 'x0':
-      return x0();
-    case 'eps':
-      return eps();
-    case 'mu':
-      return muFromX0(s, t, xt, x0());
-    case 'score':
-      return scoreFromEps(s, t, eps());
-    case 'v':
-      return from.kind === 'x0' ? axpby(Math.sqrt(s.alphaBar(t)), eps(), -Math.sqrt(s.oneMinusAlphaBar(t)), from.value) : vFromEps(s, t, xt, eps());
+  const v = from.value;
+  // x_0 ↔ μ and x_0 ↔ v go directly; everything else goes through ε.
+  if (to === 'x0') {
+    if (from.kind === 'mu') return x0FromMu(s, t, xt, v);
+    if (from.kind === 'v') return x0FromV(s, t, xt, v);
+    return x0FromEps(s, t, xt, from.kind === 'eps' ? v : epsFromScore(s, t, v));
   }
+  if (to === 'mu') return muFromX0(s, t, xt, convertPrediction(s, t, xt, from, 'x0'));
+  if (to === 'v' && from.kind === 'x0') return axpby(Math.sqrt(s.alphaBar(t)), epsFromX0(s, t, xt, v), -Math.sqrt(s.oneMinusAlphaBar(t)), v);
+  let eps: number[];
+  switch (from.kind) {
+    case 'eps':
+      eps = Array.from(v);
+      break;
+    case 'score':
+      eps = epsFromScore(s, t, v);
+      break;
+    case 'v':
+      eps = epsFromV(s, t, xt, v);
+      break;
+    case 'x0':
+      eps = epsFromX0(s, t, xt, v);
+      break;
+    default:
+      eps = epsFromX0(s, t, xt, x0FromMu(s, t, xt, v));
+  }
+  if (to === 'eps') return eps;
+  if (to === 'score') return scoreFromEps(s, t, eps);
+  return vFromEps(s, t, xt, eps);
 }
