@@ -81,6 +81,11 @@ export interface DiffusionArgs {
   rescale_timesteps?: boolean;
   /** For respaced diffusions: the original timestep of each respaced index (handed to the model). */
   timestep_map?: number[];
+  /**
+   * For respaced diffusions with `rescale_timesteps`: the number of timesteps of the original diffusion; the model
+   * then sees `timestep_map[t] · 1000 / original_num_timesteps`.
+   */
+  original_num_timesteps?: number;
 }
 
 /** The operations. Every one is optional; all take and return tensors as described above. */
