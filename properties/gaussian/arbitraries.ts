@@ -9,6 +9,7 @@
  * returned too: properties use it as an independent route to log-densities, determinants and sampling.
  */
 import fc from 'fast-check';
+import { Rng } from '../../src/numeric/rng.ts';
 import type { Gaussian, LinearGaussianModel } from '../../spec/gaussian/index.ts';
 
 /** A symmetric positive definite matrix with its eigen-decomposition and condition number. */
@@ -35,8 +36,32 @@ export interface SpdOptions {
   logScale?: readonly [number, number];
 }
 
-/** Unit-less reflection vector entries in [−1, 1]; a vector of norm < 1e−3 is replaced by a basis vector. */
-const unitEntry = fc.double({ min: -1, max: 1, noNaN: true }).map((x) => (Math.abs(x) < 1e-100 ? 0 : x));
+/**
+ * A real number spread evenly over [min, max] (both ends included). fast-check's `fc.double` draws bit patterns,
+ * so that nine draws in ten from [−3, 3] are smaller than 1e−6 in magnitude: a "condition number 10^c, c in
+ * [0, 8]" would nearly always be 1 or 1e8 and a "mean in [−5, 5]" nearly always 0. This draws a 30-bit integer
+ * instead (fast-check still favours the ends of its range, so min and max themselves come up often).
+ */
+export function real(min: number, max: number): fc.Arbitrary<number> {
+  const N = 2 ** 30;
+  return fc.integer({ min: 0, max: N }).map((k) => (k === N ? max : min + (max - min) * (k / N)));
+}
+
+/** Reflection vector entries in [−1, 1]; a vector of norm < 1e−3 is replaced by a basis vector. */
+const unitEntry = real(-1, 1);
+
+/**
+ * Entries of D reflection vectors. Mostly (4 in 5) standard normals from a seeded stream, which give a generic
+ * rotation, so that covariances are genuinely correlated; otherwise fast-check's own doubles, which favour 0 and
+ * ±1 and so give axis-aligned and permuted cases (diagonal covariances). fast-check alone would make nearly every
+ * Q a signed permutation, and a property about correlations would then check almost nothing.
+ */
+function reflections(n: number): fc.Arbitrary<number[]> {
+  return fc.oneof(
+    { weight: 4, arbitrary: fc.integer().map((seed) => Array.from(new Rng(seed).normals(n))) },
+    { weight: 1, arbitrary: fc.array(unitEntry, { minLength: n, maxLength: n }) },
+  );
+}
 
 /** The orthogonal matrix H_1 ⋯ H_D with H_k = I − 2 v_k v_kᵀ/‖v_k‖². */
 export function householderProduct(dim: number, entries: readonly number[]): number[][] {
@@ -81,10 +106,10 @@ export function spdMatrix(opts: SpdOptions = {}): fc.Arbitrary<SpdCase> {
   return fc.integer({ min: minDim, max: maxDim }).chain((dim) =>
     fc
       .record({
-        logCond: fc.double({ min: minLogCond, max: maxLogCond, noNaN: true }),
-        logScale: fc.double({ min: opts.logScale?.[0] ?? -1, max: opts.logScale?.[1] ?? 1, noNaN: true }),
-        ts: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: dim, maxLength: dim }),
-        refl: fc.array(unitEntry, { minLength: dim * dim, maxLength: dim * dim }),
+        logCond: real(minLogCond, maxLogCond),
+        logScale: real(opts.logScale?.[0] ?? -1, opts.logScale?.[1] ?? 1),
+        ts: fc.array(real(0, 1), { minLength: dim, maxLength: dim }),
+        refl: reflections(dim * dim),
       })
       .map(({ logCond, logScale, ts, refl }) => {
         const c = dim === 1 ? 0 : logCond;
@@ -103,7 +128,7 @@ export interface GaussianCase extends SpdCase {
 }
 
 /** Means in [−5, 5]: the location does not enter any of the algebra; the bound keeps quadrature boxes small. */
-const meanEntry = fc.double({ min: -5, max: 5, noNaN: true }).map((x) => (Math.abs(x) < 1e-100 ? 0 : x));
+const meanEntry = real(-5, 5);
 
 export function gaussianCase(opts: SpdOptions = {}): fc.Arbitrary<GaussianCase> {
   return spdMatrix(opts).chain((s) =>
@@ -118,7 +143,7 @@ export const ILL: SpdOptions = { minLogCond: 4, maxLogCond: 8 };
 
 /** Points near a Gaussian: μ + Q diag(√λ) z with z ∈ [−4, 4]^D (within 4σ along each principal axis). */
 export function pointNear(c: SpdCase & { g: Gaussian }): fc.Arbitrary<number[]> {
-  return fc.array(fc.double({ min: -4, max: 4, noNaN: true }), { minLength: c.dim, maxLength: c.dim }).map((z) =>
+  return fc.array(real(-4, 4), { minLength: c.dim, maxLength: c.dim }).map((z) =>
     c.g.mean.map((m, i) => m + c.Q[i].reduce((a, q, k) => a + q * Math.sqrt(c.lambda[k]) * z[k], 0)),
   );
 }
@@ -136,10 +161,10 @@ export function squareMatrix(opts: SpdOptions = {}): fc.Arbitrary<MatrixCase> {
   return fc.integer({ min: minDim, max: maxDim }).chain((dim) =>
     fc
       .record({
-        logCond: fc.double({ min: opts.minLogCond ?? 0, max: opts.maxLogCond ?? 8, noNaN: true }),
-        ts: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: dim, maxLength: dim }),
-        u: fc.array(unitEntry, { minLength: dim * dim, maxLength: dim * dim }),
-        v: fc.array(unitEntry, { minLength: dim * dim, maxLength: dim * dim }),
+        logCond: real(opts.minLogCond ?? 0, opts.maxLogCond ?? 8),
+        ts: fc.array(real(0, 1), { minLength: dim, maxLength: dim }),
+        u: reflections(dim * dim),
+        v: reflections(dim * dim),
         signs: fc.array(fc.boolean(), { minLength: dim, maxLength: dim }),
       })
       .map(({ logCond, ts, u, v, signs }) => {
@@ -153,13 +178,9 @@ export function squareMatrix(opts: SpdOptions = {}): fc.Arbitrary<MatrixCase> {
   );
 }
 
-/**
- * A double in [−bound, bound] with magnitudes below 1e−6 flushed to 0: tiny non-zero inputs (fast-check likes
- * 1e−100 and subnormals) would test underflow (their squares, and the sample variances of Monte Carlo checks,
- * round to 0, and no relative bound holds), not the algebra, which is homogeneous in the scale anyway.
- */
+/** A real in [−bound, bound], spread evenly (see {@link real}). */
 export function entry(bound: number): fc.Arbitrary<number> {
-  return fc.double({ min: -bound, max: bound, noNaN: true }).map((x) => (Math.abs(x) < 1e-6 ? 0 : x));
+  return real(-bound, bound);
 }
 
 /** A rectangular matrix with entries in [−2, 2] (maps of Gaussians; magnitudes of order one). */

@@ -31,12 +31,12 @@ import {
 } from '../../spec/probability/table.ts';
 import { argError, parseArg } from '../../spec/probability/validate.ts';
 import { assertExpectationLinear, assertIntegratesToOne1d, assertIntegratesToOne2d, assertIsDistribution } from '../laws/probability.ts';
-import { gaussianCase, type GaussianCase } from '../gaussian/arbitraries.ts';
+import { gaussianCase, real, type GaussianCase } from '../gaussian/arbitraries.ts';
 import { table, variables, weights } from './arbitraries.ts';
 import { mixtureArb, mixtureBox } from './densities.ts';
 
 /** Bounded test functions of an assignment or a point: coefficients in [−3, 3]. */
-const coef = fc.double({ min: -3, max: 3, noNaN: true });
+const coef = real(-3, 3);
 
 /** A function of an assignment: a random table of values in [−3, 3] indexed by the assignment. */
 function assignmentFunction(): fc.Arbitrary<(a: Assignment) => number> {
@@ -115,7 +115,7 @@ describe('1.1 Distributions and expectation', () => {
 
   it('a table whose probabilities do not sum to 1 is rejected, saying what they sum to  [probability.table.rejectsUnnormalised]', () =>
     fc.assert(
-      fc.property(table(), fc.double({ min: 1e-6, max: 0.5, noNaN: true }), (p, d) => {
+      fc.property(table(), real(1e-6, 0.5), (p, d) => {
         const off = { variables: p.variables, values: p.values.map((v, i) => (i === 0 ? v + d : v)) };
         expect(() => tabularExpectation(off, () => 1)).toThrow(/^tabularExpectation: p\.values: probabilities must sum to 1 \(within 1e-9\), got 1\.\d+/);
         const rounding = { variables: p.variables, values: p.values.map((v, i) => (i === 0 ? v + 1e-12 : v)) };
@@ -139,7 +139,7 @@ describe('1.1 Distributions and expectation', () => {
 
   it('normalising a non-negative table gives a distribution proportional to it; a zero table is rejected  [probability.table.normaliseIsDistribution]', () =>
     fc.assert(
-      fc.property(variables().chain((vs) => fc.tuple(fc.constant(vs), weights(vs.reduce((a, v) => a * v.size, 1), true))), fc.double({ min: 1e-3, max: 1e3, noNaN: true }), ([vs, w], s) => {
+      fc.property(variables().chain((vs) => fc.tuple(fc.constant(vs), weights(vs.reduce((a, v) => a * v.size, 1), true))), real(1e-3, 1e3), ([vs, w], s) => {
         const f = { variables: vs, values: w.map((v) => v * s) };
         const p = normalise(f);
         assertIsDistribution(p.values, override({ rtol: 0, atol: 1e-14 }, 'a sum of ≤ 64 terms that are each rounded once'), 'normalise(f)');
@@ -151,7 +151,7 @@ describe('1.1 Distributions and expectation', () => {
 
   it('Gauss–Legendre with n points is exact for polynomials of degree ≤ 2n − 1, composite and in 2-D  [probability.quadrature.exactForPolynomials]', () =>
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 20 }), fc.nat(), fc.double({ min: -3, max: 3, noNaN: true }), fc.double({ min: 0.1, max: 4, noNaN: true }), (n, kk, lo, w) => {
+      fc.property(fc.integer({ min: 1, max: 20 }), fc.nat(), real(-3, 3), real(0.1, 4), (n, kk, lo, w) => {
         const k = kk % (2 * n);
         const { nodes, weights: ws } = gaussLegendre(n);
         const exact = (1 - (-1) ** (k + 1)) / (k + 1);
@@ -243,7 +243,7 @@ describe('1.1 Distributions and expectation', () => {
 
   it('log-sum-exp equals the naive log Σ exp where that is finite, and is exact under shifts where it overflows  [probability.logSumExp.eqNaive]', () =>
     fc.assert(
-      fc.property(fc.array(fc.double({ min: -50, max: 50, noNaN: true }), { minLength: 1, maxLength: 10 }), fc.double({ min: -1e4, max: 1e4, noNaN: true }), (a, c) => {
+      fc.property(fc.array(real(-50, 50), { minLength: 1, maxLength: 10 }), real(-1e4, 1e4), (a, c) => {
         const naive = Math.log(a.reduce((s, v) => s + Math.exp(v), 0));
         expect(logSumExp(a)).toBeCloseWithin(naive, override({ rtol: 1e-14, atol: 1e-14 }, 'a few roundings'));
         expect(logSumExp(a.map((v) => v + c))).toBeCloseWithin(logSumExp(a) + c, override({ rtol: 1e-14, atol: 1e-12 }, 'the shift c ≤ 1e4 is added once'));

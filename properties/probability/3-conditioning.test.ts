@@ -14,7 +14,7 @@ import {
   tabularMarginal,
 } from '../../spec/probability/table.ts';
 import { assertIsDistribution } from '../laws/probability.ts';
-import { gaussianCase, pointNear } from '../gaussian/arbitraries.ts';
+import { gaussianCase, pointNear, real } from '../gaussian/arbitraries.ts';
 import { expectGaussiansClose } from '../gaussian/moments.ts';
 import { table } from './arbitraries.ts';
 import { mixtureArb, mixtureBox } from './densities.ts';
@@ -55,7 +55,7 @@ describe("1.3 Conditioning and Bayes' rule", () => {
 
   it('the chain rule p(x, y) = p(x | y) p(y) holds for tables and for 2-D densities  [probability.conditional.chainRule]', () =>
     fc.assert(
-      fc.property(table({ minVars: 2, maxVars: 3 }), mixtureArb(2), fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), (p, m, u, v) => {
+      fc.property(table({ minVars: 2, maxVars: 3 }), mixtureArb(2), real(0, 1), real(0, 1), (p, m, u, v) => {
         const names = p.variables.map((w) => w.name);
         const [x, ...ys] = names;
         const prod = factorProduct(tabularConditional(p, [x], ys), tabularMarginal(p, ys));
@@ -93,7 +93,7 @@ describe("1.3 Conditioning and Bayes' rule", () => {
 
   it('the conditional density of a 2-D density integrates to 1 over x for every y  [probability.conditional.densityNormalised]', () =>
     fc.assert(
-      fc.property(mixtureArb(2), fc.double({ min: 0, max: 1, noNaN: true }), (m, v) => {
+      fc.property(mixtureArb(2), real(0, 1), (m, v) => {
         const bx = mixtureBox(m, 0);
         const c = m.components[0];
         const y = c.mean[1] + (2 * v - 1) * 3 * Math.sqrt(c.cov[1][1]);
@@ -137,7 +137,7 @@ describe("1.3 Conditioning and Bayes' rule", () => {
 
   it('the conditional of a 2-D Gaussian agrees with conditioning the density by quadrature  [gaussian.conditional.eqQuadrature]', () =>
     fc.assert(
-      fc.property(gaussianCase({ minDim: 2, maxDim: 2, maxLogCond: 1 }), fc.double({ min: -3, max: 3, noNaN: true }), fc.double({ min: -3, max: 3, noNaN: true }), (c, zx, zy) => {
+      fc.property(gaussianCase({ minDim: 2, maxDim: 2, maxLogCond: 1 }), real(-3, 3), real(-3, 3), (c, zx, zy) => {
         const d = gaussianDensity(c.g);
         const s0 = Math.sqrt(c.g.cov[0][0]);
         const y = c.g.mean[1] + zy * Math.sqrt(c.g.cov[1][1]);

@@ -8,7 +8,7 @@ import { diag } from '../../spec/linalg.ts';
 import { entropyDiscrete, klDiscrete, klMonteCarlo, klQuadrature1d, klQuadrature2d, klTabular } from '../../spec/probability/kl.ts';
 import { allAssignments, tabularCondition, tabularMarginal } from '../../spec/probability/table.ts';
 import { assertIsDivergence } from '../laws/probability.ts';
-import { gaussianCase, squareMatrix, vector } from '../gaussian/arbitraries.ts';
+import { gaussianCase, real, squareMatrix, vector } from '../gaussian/arbitraries.ts';
 import { probVector, tablePair } from './arbitraries.ts';
 
 /** A pair of probability vectors of the same length 2–6, with zeros allowed (to exercise 0·log 0 and q·log(q/0)). */
@@ -16,7 +16,7 @@ const vectorPair = fc.integer({ min: 2, max: 6 }).chain((n) => fc.tuple(probVect
 const differ = (q: readonly number[], p: readonly number[]) => q.some((v, i) => Math.abs(v - p[i]) > 1e-6);
 
 /** Bernoulli(θ) as a probability vector, θ ∈ [0.01, 0.99] (away from 0 and 1 so that every KL is finite). */
-const theta = fc.double({ min: 0.01, max: 0.99, noNaN: true });
+const theta = real(0.01, 0.99);
 const bern = (t: number) => [t, 1 - t];
 
 /** Two Gaussians of the same dimension 1–6 with κ ≤ 10^maxLogCond each. */
@@ -64,7 +64,7 @@ describe('1.4 KL divergence', () => {
 
   it('KL is unbounded: KL[Bern(½) ‖ Bern(ε)] exceeds any M ≤ 350 for ε = e^{−2(M+1)}; it is +∞ where p = 0 < q, and KL[N(μ,1) ‖ N(0,1)] = μ²/2  [probability.kl.unbounded]', () =>
     fc.assert(
-      fc.property(fc.double({ min: 0, max: 350, noNaN: true }), fc.double({ min: -1e3, max: 1e3, noNaN: true }), (M, mu) => {
+      fc.property(real(0, 350), real(-1e3, 1e3), (M, mu) => {
         const eps = Math.exp(-2 * (M + 1));
         expect(klDiscrete([0.5, 0.5], [eps, 1 - eps])).toBeGreaterThan(M);
         expect(klDiscrete([0.5, 0.5], [0, 1])).toBe(Infinity);
@@ -163,7 +163,7 @@ describe('1.4 KL divergence', () => {
   it('the diagonal KL equals the full-covariance KL with diagonal matrices  [gaussian.kl.diagEqFull]', () =>
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 6 }).chain((n) => fc.tuple(vector(n), vector(n), fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: n, maxLength: n }), fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: n, maxLength: n }))),
+        fc.integer({ min: 1, max: 6 }).chain((n) => fc.tuple(vector(n), vector(n), fc.array(real(-3, 3), { minLength: n, maxLength: n }), fc.array(real(-3, 3), { minLength: n, maxLength: n }))),
         ([mq, mp, lq, lp]) => {
           const vq = lq.map((l) => 10 ** l);
           const vp = lp.map((l) => 10 ** l);
@@ -176,7 +176,7 @@ describe('1.4 KL divergence', () => {
   it('the diagonal KL is the sum over dimensions of 1-D KLs  [gaussian.kl.diagSumOverDims]', () =>
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 6 }).chain((n) => fc.tuple(vector(n), vector(n), fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: n, maxLength: n }), fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: n, maxLength: n }))),
+        fc.integer({ min: 1, max: 6 }).chain((n) => fc.tuple(vector(n), vector(n), fc.array(real(-3, 3), { minLength: n, maxLength: n }), fc.array(real(-3, 3), { minLength: n, maxLength: n }))),
         ([mq, mp, lq, lp]) => {
           const vq = lq.map((l) => 10 ** l);
           const vp = lp.map((l) => 10 ** l);

@@ -3,6 +3,7 @@
  * variables, with strictly positive entries (so that every conditional is defined) or with zeros allowed.
  */
 import fc from 'fast-check';
+import { real } from '../gaussian/arbitraries.ts';
 import type { TabularDistribution, Variable } from '../../spec/probability/table.ts';
 
 export interface TableOptions {
@@ -25,8 +26,8 @@ export const NAMES = ['a', 'b', 'c', 'd'] as const;
  */
 export function weights(n: number, zeros = false): fc.Arbitrary<number[]> {
   const w = zeros
-    ? fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: fc.double({ min: 1e-3, max: 1, noNaN: true }) })
-    : fc.double({ min: 1e-3, max: 1, noNaN: true });
+    ? fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: real(1e-3, 1) })
+    : real(1e-3, 1);
   return fc.array(w, { minLength: n, maxLength: n }).map((ws) => (ws.some((v) => v > 0) ? ws : ws.map((_, i) => (i === 0 ? 1 : 0))));
 }
 

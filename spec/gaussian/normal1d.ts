@@ -44,7 +44,8 @@ function erfSeries(x: number): number {
 }
 
 /**
- * erfc for x ≥ 2 by its continued fraction (evaluated with the modified Lentz method):
+ * erfc for x ≥ 0.75 by its continued fraction (evaluated with the modified Lentz method; ≈ 340 terms at 0.75,
+ * ≈ 60 at 2, fewer beyond):
  * erfc x = (e^{−x²}/√π) · 1/(x + (1/2)/(x + (2/2)/(x + (3/2)/(x + …)))).
  */
 function erfcContinuedFraction(x: number): number {
@@ -52,7 +53,7 @@ function erfcContinuedFraction(x: number): number {
   let f = x;
   let C = x;
   let D = 0;
-  for (let n = 1; n < 500; n++) {
+  for (let n = 1; n < 1000; n++) {
     const a = n / 2;
     D = x + a * D;
     D = D === 0 ? tiny : D;
@@ -86,7 +87,8 @@ export function erf(x: number): number {
 export function erfc(x: number): number {
   if (Number.isNaN(x)) argError('erfc', 'x must be a number, got NaN');
   if (x < 0) return 2 - erfc(-x);
-  return x <= 2 ? 1 - erfSeries(x) : erfcContinuedFraction(x);
+  // 1 − erf x would lose relative accuracy as erfc x → 0 (about ε/erfc x); below 0.75, erfc x > 0.28 and it is fine.
+  return x < 0.75 ? 1 - erfSeries(x) : erfcContinuedFraction(x);
 }
 
 /**
