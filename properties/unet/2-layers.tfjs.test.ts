@@ -127,25 +127,30 @@ describe('6.3 The UNet: layers against their definitions', () => {
 
   it('attention weights are a softmax over keys of q·k/√C, and the output mixes the values with them  [unet.nn.attentionEqDefinition]', async () => {
     const rng = new Rng(14);
-    const [n, p, c] = [2, 5, 4];
-    const [q, k, v] = [normals(rng, n * p * c), normals(rng, n * p * c), normals(rng, n * p * c)];
-    const y = tf.tidy(() => dotProductAttention(tf.tensor3d(q, [n, p, c]), tf.tensor3d(k, [n, p, c]), tf.tensor3d(v, [n, p, c])));
-    const got = await y.data();
-    y.dispose();
-    const want = new Float64Array(n * p * c);
-    for (let e = 0; e < n; e++)
-      for (let i = 0; i < p; i++) {
-        const logits = Array.from({ length: p }, (_, j) => {
-          let s = 0;
-          for (let a = 0; a < c; a++) s += q[(e * p + i) * c + a] * k[(e * p + j) * c + a];
-          return s / Math.sqrt(c);
-        });
-        const m = Math.max(...logits);
-        const ws = logits.map((l) => Math.exp(l - m));
-        const z = ws.reduce((s, u) => s + u, 0);
-        for (let a = 0; a < c; a++) want[(e * p + i) * c + a] = ws.reduce((s, u, j) => s + (u / z) * v[(e * p + j) * c + a], 0);
-      }
-    expect(got).toBeCloseWithin(want, LAYER, { shape: [n, p, c] });
+    // Two sizes: the second (P²·C = 2¹⁸) takes the per-example path that the wasm backend uses for large maps.
+    for (const [n, p, c] of [
+      [2, 5, 4],
+      [2, 64, 64],
+    ]) {
+      const [q, k, v] = [normals(rng, n * p * c), normals(rng, n * p * c), normals(rng, n * p * c)];
+      const y = tf.tidy(() => dotProductAttention(tf.tensor3d(q, [n, p, c]), tf.tensor3d(k, [n, p, c]), tf.tensor3d(v, [n, p, c])));
+      const got = await y.data();
+      y.dispose();
+      const want = new Float64Array(n * p * c);
+      for (let e = 0; e < n; e++)
+        for (let i = 0; i < p; i++) {
+          const logits = Array.from({ length: p }, (_, j) => {
+            let s = 0;
+            for (let a = 0; a < c; a++) s += q[(e * p + i) * c + a] * k[(e * p + j) * c + a];
+            return s / Math.sqrt(c);
+          });
+          const m = Math.max(...logits);
+          const ws = logits.map((l) => Math.exp(l - m));
+          const z = ws.reduce((s, u) => s + u, 0);
+          for (let a = 0; a < c; a++) want[(e * p + i) * c + a] = ws.reduce((s, u, j) => s + (u / z) * v[(e * p + j) * c + a], 0);
+        }
+      expect(got).toBeCloseWithin(want, LAYER, { shape: [n, p, c], what: `[${n},${p},${c}]` });
+    }
   });
 
   it('swish is x·σ(x)  [unet.nn.swishEqDefinition]', async () => {

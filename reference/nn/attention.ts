@@ -26,9 +26,10 @@ export function dotProductAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor
   const scale = 1 / Math.sqrt(c);
   return tf.tidy(() => {
     // An explicit transpose: on the wasm backend matMul with transposeB is many times slower.
-    if (n > 1 && tf.getBackend() === 'wasm') {
+    if (n > 1 && p * p * c >= 1 << 18 && tf.getBackend() === 'wasm') {
       // tfjs-backend-wasm 4.22 runs a batched (rank-3, batch > 1) matMul in a plain loop at ~2 GFLOP/s, but a
-      // single 2-D product through XNNPACK at ~25 GFLOP/s: one product pair per example is ~10× faster.
+      // single 2-D product through XNNPACK at ~25 GFLOP/s: one product pair per example is 4–10× faster for the
+      // CIFAR-10 model's 16×16×256 attention. For small maps (P²·C below 2¹⁸) the extra ops cost more than that.
       const qs = tf.split(q.reshape([n * p, c]), n, 0) as tf.Tensor2D[];
       const kts = tf.split(k.transpose([0, 2, 1]).reshape([n * c, p]), n, 0) as tf.Tensor2D[];
       const vs = tf.split(v.reshape([n * p, c]), n, 0) as tf.Tensor2D[];

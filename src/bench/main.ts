@@ -131,8 +131,23 @@ async function main(): Promise<void> {
   }
   const wasm = engines.find((e) => e.name === 'tfjs wasm');
   if (wasm) peaks['tfjs wasm matMul 1024², 1 thread'] = (await wasm.request<{ gflops: number }>({ op: 'matmul' })).gflops;
-  const peak = peaks['NumPy/OpenBLAS matmul 2048², 2 threads'] ?? Math.max(0, ...Object.values(peaks));
 
+  // Per-layer profile of the wasm forward pass (first, while the engine's heap is fresh).
+  const profiles: Array<{ workload: Workload; totalMs: number; layers: Record<LayerKind, number> }> = [];
+  if (wasm) {
+    for (const w of (quick ? [{ model: 'small', batch: 8, kind: 'forward' }] : [
+      { model: 'cifar10', batch: 1, kind: 'forward' },
+      { model: 'cifar10', batch: 8, kind: 'forward' },
+    ]) as Workload[]) {
+      try {
+        const p = await wasm.request<{ totalMs: number; layers: Record<LayerKind, number> }>({ op: 'profile', workload: w, reps: w.batch === 1 ? 3 : 1 });
+        profiles.push({ workload: w, ...p });
+        process.stderr.write(`bench: profiled tfjs wasm ${w.model} b${w.batch} forward\n`);
+      } catch (err) {
+        process.stderr.write(`bench: profile of ${w.model} b${w.batch} failed: ${(err as Error).message}\n`);
+      }
+    }
+  }
   // Workloads, smallest first (their timings predict the larger ones).
   const models = quick ? ['small'] : ['small', 'cifar10'];
   const workloads: Workload[] = [];
@@ -161,32 +176,27 @@ async function main(): Promise<void> {
         process.stderr.write(`bench: ${e.name}: ${label}: skipped (estimated ${fmtMs(est)})\n`);
         continue;
       }
+      // A training step runs in a fresh tfjs process: it needs the most memory (wasm's heap is at most 4 GB),
+      // and a failure must not leave the shared engine broken.
+      const fresh = w.kind === 'train' && e.kind === 'tfjs' ? tfjsEngine(`${e.name} (training)`, String(e.info.backend ?? 'wasm')) : null;
       try {
+        if (fresh) await fresh.ready();
         const r =
           e.kind === 'torch'
             ? await e.request<{ times: number[] }>({ op: 'time', workload: w, config: BENCH_MODELS[w.model], timing })
-            : await e.request<{ times: number[] }>({ op: 'time', workload: w, timing });
+            : await (fresh ?? e).request<{ times: number[] }>({ op: 'time', workload: w, timing });
         const m = median(r.times);
         results.push({ engine: e.name, workload: w, times: r.times, medianMs: m, ...(r.times.length === 1 ? { note: 'one run (slow)' } : {}) });
         process.stderr.write(`bench: ${e.name}: ${label}: ${fmtMs(m)} (${r.times.length} runs)\n`);
       } catch (err) {
-        results.push({ engine: e.name, workload: w, skipped: (err as Error).message.slice(0, 200) });
+        results.push({ engine: e.name, workload: w, skipped: `failed: ${(err as Error).message.slice(0, 200)}` });
         process.stderr.write(`bench: ${e.name}: ${label}: failed: ${(err as Error).message}\n`);
+      } finally {
+        await fresh?.quit();
       }
     }
   }
 
-  // Per-layer profile of the wasm forward pass.
-  const profiles: Array<{ workload: Workload; totalMs: number; layers: Record<LayerKind, number> }> = [];
-  if (wasm) {
-    for (const w of (quick ? [{ model: 'small', batch: 8, kind: 'forward' }] : [
-      { model: 'cifar10', batch: 1, kind: 'forward' },
-      { model: 'cifar10', batch: 8, kind: 'forward' },
-    ]) as Workload[]) {
-      const p = await wasm.request<{ totalMs: number; layers: Record<LayerKind, number> }>({ op: 'profile', workload: w, reps: w.batch === 1 ? 3 : 1 });
-      profiles.push({ workload: w, ...p });
-    }
-  }
   await Promise.all(engines.map((e) => e.quit()));
   const load1 = loadavg();
 
@@ -211,14 +221,15 @@ async function main(): Promise<void> {
     const cells = names.map((n) => {
       const r = results.find((q) => q.engine === n && q.workload === w);
       if (r === undefined) return '—';
-      if (r.medianMs === undefined) return `skipped`;
+      if (r.medianMs === undefined) return r.skipped?.startsWith('failed') ? 'failed²' : 'skipped';
       const ratio = refR?.medianMs ? ` (×${(r.medianMs / refR.medianMs).toFixed(2)})` : '';
       return `${fmtMs(r.medianMs)}${n === ref ? '' : ratio}, ${(flops / r.medianMs / 1e6).toFixed(1)} GF/s${r.note ? '¹' : ''}`;
     });
     lines.push(`| ${w.model} b${w.batch} ${w.kind} | ${cells.join(' | ')} |`);
   }
   lines.push('');
-  lines.push(`¹ timed once (a slow engine); skipped: estimated above ${maxEstimateS} s per call. Peak for %: ${peak.toFixed(1)} GFLOP/s (NumPy, 2 threads).`);
+  lines.push(`¹ timed once (a slow engine); skipped: estimated above ${maxEstimateS} s per call.`);
+  for (const r of results.filter((q) => q.skipped?.startsWith('failed'))) lines.push(`² ${r.engine}, ${r.workload.model} b${r.workload.batch} ${r.workload.kind}: ${r.skipped}`);
   for (const p of profiles) {
     const c = BENCH_MODELS[p.workload.model];
     const f = forwardFlops(c);
