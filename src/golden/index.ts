@@ -98,7 +98,11 @@ export function readGoldenJson(file: string, root: unknown, index: ScheduleIndex
  */
 export function loadGolden(dir: string, opts: { only?: (file: string) => boolean } = {}): GoldenSet {
   const index = new ScheduleIndex();
-  const files = readdirSync(dir).sort();
+  // Regular files only: sub-folders are golden folders of their own (`ddpm-spec check` walks them).
+  const files = readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => e.name)
+    .sort();
   const cases: GoldenCase[] = [];
   const skipped: Skip[] = [];
   // The folder's schedules are indexed from every buffer file, whichever files are replayed.

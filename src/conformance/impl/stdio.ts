@@ -102,7 +102,13 @@ class Connection {
       });
     });
     this.child.once('error', (e) => this.fail(`cannot start the implementation \`${command}\`: ${e.message}`));
-    this.child.stdin!.on('error', (e) => this.fail(`cannot write to the implementation's stdin (${e.message})`));
+    // A write error (EPIPE) usually means the child is exiting: wait for its exit, whose code and stderr say more,
+    // and fall back to the write error only if it does not come.
+    this.child.stdin!.on('error', (e) => {
+      const timer = setTimeout(() => this.fail(`cannot write to the implementation's stdin (${e.message})`), 2000);
+      timer.unref();
+      void this.exited.then(() => clearTimeout(timer));
+    });
     this.child.stderr?.setEncoding('utf8');
     this.child.stderr?.on('data', (s: string) => {
       this.stderrTail = (this.stderrTail + s).slice(-STDERR_TAIL);
