@@ -9,7 +9,7 @@
  * software WebGPU) is timed once, or skipped with the estimate that ruled it out.
  *
  * ```
- * npm run bench -- [--quick] [--backends wasm,cpu,webgpu] [--no-torch] [--no-train] [--out FILE] [--max-estimate-s 30]
+ * npm run bench -- [--quick] [--backends wasm,cpu,webgpu] [--no-torch] [--no-train] [--only-profile] [--out FILE] [--max-estimate-s 30]
  * ```
  *
  * @module
@@ -32,6 +32,8 @@ function arg(name: string): string | undefined {
 const flag = (name: string) => process.argv.includes(name);
 
 const quick = flag('--quick');
+/** Only the per-layer profile of the wasm forward pass (no timing table). */
+const onlyProfile = flag('--only-profile');
 const maxEstimateS = Number(arg('--max-estimate-s') ?? '30');
 const timing: TimingOptions = quick ? { minTimeS: 1, minReps: 2, maxReps: 3, singleRunAboveS: 5 } : { minTimeS: 2, minReps: 3, maxReps: 7, singleRunAboveS: 8 };
 
@@ -106,7 +108,8 @@ async function main(): Promise<void> {
   // Engines.
   let backends: string[];
   const forced = arg('--backends');
-  if (forced) backends = forced.split(',').map((s) => s.trim());
+  if (onlyProfile) backends = ['wasm'];
+  else if (forced) backends = forced.split(',').map((s) => s.trim());
   else {
     const probes = await probeAll();
     backends = probes.filter((p) => p.usable).map((p) => p.name);
@@ -115,9 +118,9 @@ async function main(): Promise<void> {
   const engines: Engine[] = [];
   for (const b of backends) {
     engines.push(tfjsEngine(`tfjs ${b}`, b));
-    if (b === 'wasm') engines.push(tfjsEngine('tfjs wasm ×2 threads', 'wasm', 2));
+    if (b === 'wasm' && !onlyProfile) engines.push(tfjsEngine('tfjs wasm ×2 threads', 'wasm', 2));
   }
-  if (!flag('--no-torch')) engines.push(torchEngine('PyTorch 2 threads', 2), torchEngine('PyTorch 1 thread', 1));
+  if (!flag('--no-torch') && !onlyProfile) engines.push(torchEngine('PyTorch 2 threads', 2), torchEngine('PyTorch 1 thread', 1));
   await Promise.all(engines.map((e) => e.ready()));
   process.stderr.write(`bench: engines ${engines.map((e) => e.name).join(', ')}\n`);
 
@@ -125,9 +128,10 @@ async function main(): Promise<void> {
   const peaks: Record<string, number> = {};
   const torch2 = engines.find((e) => e.name === 'PyTorch 2 threads');
   if (torch2) {
-    const p = await torch2.request<{ numpy_gflops: number; torch_gflops: number }>({ op: 'peak' });
-    peaks['NumPy/OpenBLAS matmul 2048², 2 threads'] = p.numpy_gflops;
-    peaks['PyTorch matmul 2048², 2 threads'] = p.torch_gflops;
+    const p = await torch2.request<{ numpy_gflops: number; torch_gflops: number; torch_conv_gflops: number; blas: string }>({ op: 'peak' });
+    peaks['PyTorch conv 3×3 256→256 8×32×32 (oneDNN), 2 threads'] = p.torch_conv_gflops;
+    peaks[`NumPy matmul 2048² (BLAS: ${p.blas}), 2 threads`] = p.numpy_gflops;
+    peaks[`PyTorch matmul 2048² (BLAS: ${p.blas}), 2 threads`] = p.torch_gflops;
   }
   const wasm = engines.find((e) => e.name === 'tfjs wasm');
   if (wasm) peaks['tfjs wasm matMul 1024², 1 thread'] = (await wasm.request<{ gflops: number }>({ op: 'matmul' })).gflops;
@@ -151,7 +155,7 @@ async function main(): Promise<void> {
   // Workloads, smallest first (their timings predict the larger ones).
   const models = quick ? ['small'] : ['small', 'cifar10'];
   const workloads: Workload[] = [];
-  for (const model of models) {
+  for (const model of onlyProfile ? [] : models) {
     for (const batch of [1, 8]) for (const kind of ['forward', 'step'] as const) workloads.push({ model, batch, kind });
     if (!flag('--no-train')) workloads.push({ model, batch: 8, kind: 'train' });
   }
