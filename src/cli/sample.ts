@@ -162,15 +162,15 @@ function duration(s: number): string {
 
 /** Progress to stderr: a bar on a terminal, plain lines every 10 % or 30 s otherwise. */
 function progressReporter(steps: number, stream: NodeJS.WriteStream = process.stderr): { update: (done: number) => void; stop: () => void } {
-  // Rates are measured from the first finished step (worker start-up and the first, slower step excluded).
-  let start = performance.now();
-  let first: number | null = null;
+  // Rates are measured from the first finished step (worker start-up and the first, slower step excluded) once a
+  // second has passed since it; before that, over the whole time since sampling started.
+  const created = performance.now();
+  let first: { done: number; at: number } | null = null;
   const rate = (done: number): number => {
-    if (first === null) {
-      first = done;
-      start = performance.now();
-    }
-    return (done - first) / Math.max(1e-9, (performance.now() - start) / 1000);
+    const now = performance.now();
+    first ??= { done, at: now };
+    if (now - first.at >= 1000 && done > first.done) return (done - first.done) / ((now - first.at) / 1000);
+    return done / Math.max(1e-3, (now - created) / 1000);
   };
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar(
@@ -187,7 +187,7 @@ function progressReporter(steps: number, stream: NodeJS.WriteStream = process.st
     };
   }
   let lastPct = -1;
-  let lastTime = start;
+  let lastTime = created;
   return {
     update: (done) => {
       const r = rate(done);
