@@ -5,7 +5,8 @@
  */
 import type { ModelMeanType, ModelSpec, ModelVarType, LossType, ScheduleArgs } from '../../conformance/ops.ts';
 import { FormatError } from '../../formats/errors.ts';
-import { has, intsOf, numberField, stringField, tensorField, expectShape } from '../tensors.ts';
+import { boolField, has, intsOf, numberField, stringField, tensorField, expectShape } from '../tensors.ts';
+import { describeSchedule, parseScheduleName } from '../context.ts';
 import type { Tensor } from '../types.ts';
 
 export const MEAN_TYPES: readonly ModelMeanType[] = ['EPSILON', 'START_X', 'PREVIOUS_X'];
@@ -66,3 +67,18 @@ export function list(v: readonly number[]): string {
 }
 
 export type { ScheduleArgs };
+
+/**
+ * The header shared by the `cases[i]` of the p_mean_variance and bpd-loop files: schedule, mean and variance types,
+ * clipping, and a readable case id. `skip` holds the reason when a type is not one the vocabulary knows.
+ */
+export function diffusionCaseHeader(root: unknown, p: string, file: string) {
+  const { name, T } = scheduleOf(root, `${p}.args`, file);
+  const sched = parseScheduleName(name, T);
+  const mean = enumField(root, `${p}.args.model_mean_type`, file, MEAN_TYPES);
+  const vart = enumField(root, `${p}.args.model_var_type`, file, VAR_TYPES);
+  const clip = boolField(root, `${p}.args.clip_denoised`, file);
+  const id = `${p.replace(/^cases\.(\d+)$/, 'cases[$1]')} ${describeSchedule(sched)} ${vart.value ?? '?'}/${mean.value ?? '?'}${clip ? ' clip' : ''}`;
+  const skip = !mean.value || !vart.value ? (mean.unknown ?? vart.unknown)! : undefined;
+  return { name, T, sched, mean: mean.value, vart: vart.value, clip, id, skip };
+}

@@ -9,11 +9,11 @@ import type { DiffusionOps, ScheduleArgs } from '../../conformance/ops.ts';
 import { FormatError } from '../../formats/errors.ts';
 import { looksLikeTensor } from '../../formats/jsonTensor.ts';
 import { describeSchedule, parseScheduleName, type ScheduleIndex } from '../context.ts';
-import { boolField, expectShape, has, listField, objectField, q, tensorField } from '../tensors.ts';
+import { expectShape, has, listField, objectField, q, tensorField } from '../tensors.ts';
 import { GOLDEN_TOL } from '../tolerances.ts';
 import type { Tolerance } from '../../numeric/tolerance.ts';
 import type { Check, ElementAtol, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
-import { MEAN_TYPES, VAR_TYPES, enumField, list, scheduleOf, timestepsField } from './common.ts';
+import { diffusionCaseHeader, list, scheduleOf, timestepsField } from './common.ts';
 
 /** Elements per batch example of an image tensor. */
 const inner = (t: Tensor): number => t.data.length / t.shape[0];
@@ -212,16 +212,14 @@ export function readPMeanVariance(file: string, root: unknown, index: ScheduleIn
   const skipped: Skip[] = [];
   listField(root, 'cases', file).forEach((_, ci) => {
     const p = `cases.${ci}`;
-    const { name, T } = scheduleOf(root, `${p}.args`, file);
-    const sched = parseScheduleName(name, T);
-    const mean = enumField(root, `${p}.args.model_mean_type`, file, MEAN_TYPES);
-    const vart = enumField(root, `${p}.args.model_var_type`, file, VAR_TYPES);
-    const clip = boolField(root, `${p}.args.clip_denoised`, file);
-    const id = `cases[${ci}] ${describeSchedule(sched)} ${vart.value ?? '?'}/${mean.value ?? '?'}${clip ? ' clip' : ''}`;
-    if (!mean.value || !vart.value) {
-      skipped.push({ file, case: id, reason: (mean.unknown ?? vart.unknown)! });
+    const h = diffusionCaseHeader(root, p, file);
+    const { T, sched, clip, id } = h;
+    if (h.skip !== undefined) {
+      skipped.push({ file, case: id, reason: h.skip });
       return;
     }
+    const mean = { value: h.mean! };
+    const vart = { value: h.vart! };
     const x = tensorField(root, `${p}.inputs.x`, file);
     const B = x.shape[0];
     const { tensor: t, values: tv } = timestepsField(root, `${p}.inputs.t`, file, T, B);

@@ -8,10 +8,10 @@ import type { LossType, ModelMeanType, ModelVarType } from '../../conformance/op
 import { FormatError } from '../../formats/errors.ts';
 import { override, type Tolerance } from '../../numeric/tolerance.ts';
 import { describeSchedule, parseScheduleName, type ScheduleIndex } from '../context.ts';
-import { boolField, concat0, expectShape, has, index0, intListField, listField, objectField, q, tensorField } from '../tensors.ts';
+import { concat0, expectShape, has, index0, intListField, listField, objectField, q, tensorField } from '../tensors.ts';
 import { GOLDEN_TOL, gradTol } from '../tolerances.ts';
 import type { Check, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
-import { LOSS_TYPES, MEAN_TYPES, VAR_TYPES, enumField, list, optBool, scheduleOf, timestepsField, tinyModelField } from './common.ts';
+import { LOSS_TYPES, MEAN_TYPES, VAR_TYPES, enumField, list, optBool, scheduleOf, timestepsField, tinyModelField, diffusionCaseHeader } from './common.ts';
 
 /** A bits tolerance per example: `tol` scaled by `factor`, with the decoder-trap bound where t = 0. */
 function bitsCheck(quantity: string, expected: Tensor, tv: number[], tol: Tolerance, factor: number, why: string): Check {
@@ -148,16 +148,14 @@ export function readCalcBpdLoop(file: string, root: unknown, index: ScheduleInde
   const skipped: Skip[] = [];
   listField(root, 'cases', file).forEach((_, ci) => {
     const p = `cases.${ci}`;
-    const { name, T } = scheduleOf(root, `${p}.args`, file);
-    const sched = parseScheduleName(name, T);
-    const mean = enumField(root, `${p}.args.model_mean_type`, file, MEAN_TYPES);
-    const vart = enumField(root, `${p}.args.model_var_type`, file, VAR_TYPES);
-    const clip = boolField(root, `${p}.args.clip_denoised`, file);
-    const id = `cases[${ci}] ${describeSchedule(sched)} ${vart.value ?? '?'}/${mean.value ?? '?'}${clip ? ' clip' : ''}`;
-    if (!mean.value || !vart.value) {
-      skipped.push({ file, case: id, reason: (mean.unknown ?? vart.unknown)! });
+    const h = diffusionCaseHeader(root, p, file);
+    const { T, sched, clip, id } = h;
+    if (h.skip !== undefined) {
+      skipped.push({ file, case: id, reason: h.skip });
       return;
     }
+    const mean = { value: h.mean! };
+    const vart = { value: h.vart! };
     const x0 = tensorField(root, `${p}.inputs.x_start`, file);
     const B = x0.shape[0];
     const model = tinyModelField(root, `${p}.inputs.model`, file);
