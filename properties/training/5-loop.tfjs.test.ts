@@ -234,4 +234,26 @@ describe('7.5 The training loop and its checkpoints', () => {
       }
     },
   );
+
+  it(
+    'gradients accumulated over micro-batches give the one-pass run\'s weights to float32 rounding; a micro-batch ≥ the batch is the one-pass run bit for bit  [training.microbatch.agrees]',
+    async () => {
+      const [single, same, micro, bad] = [tmp(), tmp(), tmp(), tmp()];
+      try {
+        await train({ config: config(), dataName: 'moons', openData: moons, outDir: single, steps: 10 });
+        await train({ config: config(), dataName: 'moons', openData: moons, outDir: same, steps: 10, microBatch: 16 });
+        expect(differing(tensorBytes(latestCheckpointDir(same)!), tensorBytes(latestCheckpointDir(single)!))).toEqual([]);
+        await train({ config: config(), dataName: 'moons', openData: moons, outDir: micro, steps: 10, microBatch: 5 }); // chunks of 4
+        const a = readTrainCheckpoint(latestCheckpointDir(single)!).tensors;
+        const b = readTrainCheckpoint(latestCheckpointDir(micro)!).tensors;
+        expect(differing(tensorBytes(latestCheckpointDir(micro)!), tensorBytes(latestCheckpointDir(single)!)).length).toBeGreaterThan(0);
+        const tol = override({ rtol: 1e-4, atol: 1e-5 }, 'a batch mean summed as four quarter-batch means: float32 rounding of gradients, amplified by Adam where they are small');
+        for (const [k, t] of a) expect(b.get(k)!.data).toBeCloseWithin(t.data as Float32Array, tol, { what: k });
+        const e = await errorOf(train({ config: config(), dataName: 'moons', openData: moons, outDir: bad, steps: 1, microBatch: 0 }));
+        expect(e.message).toMatch(/microBatch must be a positive integer, got 0/);
+      } finally {
+        for (const d of [single, same, micro, bad]) rmSync(d, { recursive: true, force: true });
+      }
+    },
+  );
 });

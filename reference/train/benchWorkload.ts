@@ -7,7 +7,7 @@
  * Use it from the benchmark (`timeTrainSteps`, `torchTrainSteps`, `trainStepRows`) or on its own:
  *
  * ```
- * node --import tsx reference/train/benchWorkload.ts [--workloads cifar10:1,small:8] [--min-time 10] [--json out.json] [--no-torch]
+ * node --import tsx reference/train/benchWorkload.ts [--workloads cifar10:1,small:8,cifar10:8:2] [--min-time 10] [--json out.json] [--no-torch]
  * ```
  *
  * @module
@@ -32,6 +32,8 @@ export interface TrainStepWorkload {
   /** `cifar10` (Ho et al.'s 35.7M-parameter model) or `small` (the golden data's 1.1M-parameter model). */
   model: 'cifar10' | 'small';
   batch: number;
+  /** Accumulate the gradient over micro-batches of at most this many examples (`microbatch.ts`); undefined: one pass. */
+  microBatch?: number;
 }
 
 export const TRAIN_STEP_MODELS: Record<TrainStepWorkload['model'], UNetConfig> = { cifar10: CIFAR10_CONFIG, small: SMALL_CONFIG };
@@ -84,7 +86,7 @@ export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], re
         const t = Array.from({ length: w.batch }, () => rng.int(diffusion.T));
         const noise = Float32Array.from(rng.normals(size));
         const t0 = performance.now();
-        const r = await trainingStep(model, diffusion, config.optim, optim, { x0, t, noise, dropoutSeed: rng.int(2 ** 30), shape });
+        const r = await trainingStep(model, diffusion, config.optim, optim, { x0, t, noise, dropoutSeed: rng.int(2 ** 30), shape }, undefined, w.microBatch);
         if (!Number.isFinite(r.loss)) throw new Error(`benchmark step: the loss is ${r.loss}`);
         return performance.now() - t0;
       };
@@ -93,7 +95,7 @@ export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], re
       const start = performance.now();
       while (times.length < reps.minReps || (times.length < reps.maxReps && (performance.now() - start) / 1000 < reps.minTimeS)) times.push(await step());
       out.push({ ...w, times_ms: times, median_ms: median(times) });
-      log?.(`tfjs ${tf.getBackend()} train step ${w.model} b${w.batch}: ${median(times).toFixed(0)} ms`);
+      log?.(`tfjs ${tf.getBackend()} train step ${w.model} b${w.batch}${w.microBatch ? ` (micro-batches of ${w.microBatch})` : ''}: ${median(times).toFixed(0)} ms`);
     } finally {
       diffusion.dispose();
       disposeOptimState(optim);
@@ -105,9 +107,10 @@ export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], re
 
 /**
  * A training step prepared for `npm run bench`'s engines (the shape of `src/bench/workloads.ts`'s `Prepared`):
- * `run()` performs one full step on a fresh model of configuration `unet` at batch `batch`, `dispose()` frees it.
+ * `run()` performs one full step on a fresh model of configuration `unet` at batch `batch` (its gradient
+ * accumulated over micro-batches of at most `microBatch` examples when given), `dispose()` frees it.
  */
-export function prepareTrainStep(unet: UNetConfig, batch: number): { run: () => Promise<void>; dispose: () => void } {
+export function prepareTrainStep(unet: UNetConfig, batch: number, microBatch?: number): { run: () => Promise<void>; dispose: () => void } {
   installGradients();
   const config = TrainConfig.parse({ model: { kind: 'unet', unet }, batch_size: batch });
   const rng = new Rng(0);
@@ -120,7 +123,7 @@ export function prepareTrainStep(unet: UNetConfig, batch: number): { run: () => 
     run: async () => {
       const x0 = Float32Array.from(rng.uniforms(size), (u) => 2 * u - 1);
       const t = Array.from({ length: batch }, () => rng.int(diffusion.T));
-      const r = await trainingStep(model, diffusion, config.optim, optim, { x0, t, noise: Float32Array.from(rng.normals(size)), dropoutSeed: rng.int(2 ** 30), shape });
+      const r = await trainingStep(model, diffusion, config.optim, optim, { x0, t, noise: Float32Array.from(rng.normals(size)), dropoutSeed: rng.int(2 ** 30), shape }, undefined, microBatch);
       if (!Number.isFinite(r.loss)) throw new Error(`benchmark step: the loss is ${r.loss}`);
     },
     dispose: () => {
@@ -183,7 +186,7 @@ export function trainStepRows(backend: string, ours: readonly TrainStepTiming[],
   return ours.map((o) => {
     const p = torch?.results.find((r) => r.model === o.model && r.batch === o.batch);
     return {
-      workload: `train step ${o.model} b${o.batch}`,
+      workload: `train step ${o.model} b${o.batch}${o.microBatch ? `/${o.microBatch}` : ''}`,
       backend,
       tfjs_ms: o.median_ms,
       torch_ms: p ? p.median_ms : null,
@@ -206,9 +209,11 @@ export function formatRows(rows: readonly TrainStepRow[]): string {
 
 function parseWorkloads(s: string): TrainStepWorkload[] {
   return s.split(',').map((p) => {
-    const [model, batch] = p.split(':');
-    if (!(model in TRAIN_STEP_MODELS) || !/^\d+$/.test(batch ?? '')) throw new Error(`--workloads: expected model:batch with model cifar10 or small, got ${JSON.stringify(p)}`);
-    return { model: model as TrainStepWorkload['model'], batch: Number(batch) };
+    const [model, batch, micro] = p.split(':');
+    if (!(model in TRAIN_STEP_MODELS) || !/^[1-9]\d*$/.test(batch ?? '') || (micro !== undefined && !/^[1-9]\d*$/.test(micro))) {
+      throw new Error(`--workloads: expected model:batch[:micro-batch] with model cifar10 or small and positive integers, got ${JSON.stringify(p)}`);
+    }
+    return { model: model as TrainStepWorkload['model'], batch: Number(batch), ...(micro !== undefined ? { microBatch: Number(micro) } : {}) };
   });
 }
 

@@ -9,10 +9,10 @@ import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend.ts';
 import { Rng } from '../../src/numeric/rng.ts';
-import { trainingLosses } from '../diffusion/losses.ts';
 import { installGradients } from '../grad/index.ts';
 import type { DiffusionTrainConfig, ModelConfig } from './config.ts';
 import { diffusionFor } from './loop.ts';
+import { batchLossAndGradients } from './microbatch.ts';
 import { createModel } from './model.ts';
 
 /** The first message: what to build and where the shared buffers are. */
@@ -25,6 +25,8 @@ export interface WorkerInit {
   params: SharedArrayBuffer;
   /** This worker's gradients, same layout. */
   grads: SharedArrayBuffer;
+  /** Accumulate the shard's gradient over micro-batches of at most this many examples (`microbatch.ts`). */
+  microBatch?: number;
 }
 
 /** One shard of one step. */
@@ -48,6 +50,7 @@ let state: {
   params: Float32Array;
   grads: Float32Array;
   offsets: number[];
+  microBatch?: number;
 } | null = null;
 
 async function init(m: WorkerInit): Promise<string> {
@@ -63,7 +66,7 @@ async function init(m: WorkerInit): Promise<string> {
   const params = new Float32Array(m.params);
   const grads = new Float32Array(m.grads);
   if (params.length !== off || grads.length !== off) throw new Error(`gradWorker: shared buffers hold ${params.length} and ${grads.length} values, the model has ${off}`);
-  state = { model, diffusion: diffusionFor(m.diffusion), params, grads, offsets };
+  state = { model, diffusion: diffusionFor(m.diffusion), params, grads, offsets, microBatch: m.microBatch };
   return report.chosen;
 }
 
@@ -72,18 +75,13 @@ async function step(m: WorkerStep): Promise<number> {
   const { model, diffusion, params, grads, offsets } = state;
   const vars = model.names.map((n) => model.variables.get(n)!);
   vars.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(params.subarray(offsets[i], offsets[i] + v.size), v.shape, 'float32'))));
-  const x0 = tf.tensor(m.x0, m.shape, 'float32');
-  const noise = tf.tensor(m.noise, m.shape, 'float32');
-  const { value, grads: g } = tf.variableGrads(
-    () => tf.mean(trainingLosses(diffusion, (x, tm) => model.apply(x, tm, { dropoutSeed: m.dropoutSeed }), x0, m.t, noise).loss) as tf.Scalar,
-    vars,
-  );
+  const { loss: value, grads: g } = batchLossAndGradients(model, diffusion, m, state.microBatch);
   try {
     const loss = (await value.data())[0];
-    for (let i = 0; i < vars.length; i++) grads.set((await g[vars[i].name].data()) as Float32Array, offsets[i]);
+    for (let i = 0; i < vars.length; i++) grads.set((await g.get(model.names[i])!.data()) as Float32Array, offsets[i]);
     return loss;
   } finally {
-    tf.dispose([x0, noise, value, ...Object.values(g)]);
+    tf.dispose([value, ...g.values()]);
   }
 }
 

@@ -24,8 +24,6 @@ import { FormatError } from '../../src/formats/errors.ts';
 import { writeFileAtomic } from '../../src/io/atomic.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 import { GaussianDiffusion, type LossType, type ModelVarType } from '../diffusion/buffers.ts';
-import { trainingLosses } from '../diffusion/losses.ts';
-import type { DenoiseModel } from '../diffusion/model.ts';
 import { hoBetaSchedule } from '../diffusion/schedules.ts';
 import { installGradients } from '../grad/index.ts';
 import {
@@ -41,6 +39,7 @@ import {
 import type { DiffusionTrainConfig, TrainConfig } from './config.ts';
 import type { BatchSource } from './data.ts';
 import { createModel, type TrainableModel } from './model.ts';
+import { batchLossAndGradients } from './microbatch.ts';
 import { GradientWorkers } from './parallel.ts';
 import { disposeOptimState, globalNorm, initOptimState, optimStep, type OptimState } from './optim.ts';
 
@@ -124,6 +123,12 @@ export interface TrainOptions {
    * them on the calling thread. Results are deterministic for a given number of workers.
    */
   workers?: number;
+  /**
+   * Accumulate each step's gradient over micro-batches of at most this many examples (per worker when
+   * `workers` > 1; `microbatch.ts`), so that only that many examples' activations are held at once. The result
+   * equals the one-pass step to float32 rounding; dropout masks differ. Undefined: the whole batch (or shard) at once.
+   */
+  microBatch?: number;
   /** Keep the model and the optimiser state (return them instead of disposing): for tests and evaluation. */
   keepModel?: boolean;
 }
@@ -209,6 +214,7 @@ export async function trainingStep(
   optim: OptimState,
   d: StepDraws & { shape: number[] },
   workers?: GradientWorkers,
+  microBatch?: number,
 ): Promise<StepResult> {
   let lossOf: () => Promise<number>;
   let byName: Map<string, tf.Tensor>;
@@ -218,20 +224,9 @@ export async function trainingStep(
     byName = r.grads;
     lossOf = async () => r.loss;
   } else {
-    const vars = model.names.map((n) => model.variables.get(n)!);
-    const nameOf = new Map(model.names.map((n) => [model.variables.get(n)!.name, n]));
-    const x0 = tf.tensor(d.x0, d.shape, 'float32');
-    const noise = tf.tensor(d.noise, d.shape, 'float32');
-    const denoise: DenoiseModel = (x, tModel) => model.apply(x, tModel, { dropoutSeed: d.dropoutSeed });
-    let grads: tf.NamedTensorMap;
-    try {
-      ({ value, grads } = tf.variableGrads(() => tf.mean(trainingLosses(diffusion, denoise, x0, d.t, noise).loss) as tf.Scalar, vars));
-    } finally {
-      tf.dispose([x0, noise]);
-    }
-    byName = new Map<string, tf.Tensor>();
-    for (const [vn, g] of Object.entries(grads)) byName.set(nameOf.get(vn)!, g);
-    const v = value;
+    const r = batchLossAndGradients(model, diffusion, d, microBatch);
+    byName = r.grads;
+    const v = (value = r.loss);
     lossOf = async () => (await v.data())[0];
   }
   const gradNorm = globalNorm(model.names.map((n) => byName.get(n)!));
@@ -320,7 +315,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const T = diffusion.T;
     const nWorkers = opts.workers ?? 1;
     if (!Number.isInteger(nWorkers) || nWorkers < 1) throw new RangeError(`train: workers must be a positive integer, got ${opts.workers}`);
-    if (nWorkers > 1) pool = await GradientWorkers.start(nWorkers, model, config, backend);
+    if (opts.microBatch !== undefined && !(Number.isInteger(opts.microBatch) && opts.microBatch >= 1)) {
+      throw new RangeError(`train: microBatch must be a positive integer, got ${opts.microBatch}`);
+    }
+    if (nWorkers > 1) pool = await GradientWorkers.start(nWorkers, model, config, backend, opts.microBatch);
 
     // The clock (time budget, elapsed_s, steps/s) starts when everything is ready.
     const t0 = performance.now();
@@ -341,7 +339,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
     while (step < opts.steps) {
       const draws = drawStep(data, rng, B, D, T);
-      const r = await trainingStep(model, diffusion, config.optim, optim, { ...draws, shape }, pool ?? undefined);
+      const r = await trainingStep(model, diffusion, config.optim, optim, { ...draws, shape }, pool ?? undefined, opts.microBatch);
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         const bad = Number.isFinite(r.loss) ? 'gradient norm' : 'loss';
         throw new TrainingDivergedError(step + 1, bad, bad === 'loss' ? r.loss : r.gradNorm, lastCheckpoint);

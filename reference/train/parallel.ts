@@ -44,7 +44,7 @@ export class GradientWorkers {
   ) {}
 
   /** Start `k` workers with their own backend (`backend`, normally the calling thread's) and model copy. */
-  static async start(k: number, model: TrainableModel, config: { model: ModelConfig; diffusion: DiffusionTrainConfig }, backend: string): Promise<GradientWorkers> {
+  static async start(k: number, model: TrainableModel, config: { model: ModelConfig; diffusion: DiffusionTrainConfig }, backend: string, microBatch?: number): Promise<GradientWorkers> {
     if (!Number.isInteger(k) || k < 2) throw new RangeError(`GradientWorkers: need at least 2 workers, got ${k}`);
     const total = model.names.reduce((s, n) => s + model.variables.get(n)!.size, 0);
     const paramsSab = new SharedArrayBuffer(4 * total);
@@ -54,7 +54,7 @@ export class GradientWorkers {
     const pool = new GradientWorkers(workers, new Float32Array(paramsSab), gradSabs.map((s) => new Float32Array(s)), []);
     try {
       const ready = await Promise.all(
-        workers.map((w, i) => pool.ask(w, { type: 'init', backend, model: config.model, diffusion: config.diffusion, params: paramsSab, grads: gradSabs[i] } satisfies WorkerInit)),
+        workers.map((w, i) => pool.ask(w, { type: 'init', backend, model: config.model, diffusion: config.diffusion, params: paramsSab, grads: gradSabs[i], microBatch } satisfies WorkerInit)),
       );
       pool.backends.push(...ready.map((r) => (r as { backend: string }).backend));
     } catch (e) {

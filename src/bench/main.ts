@@ -23,7 +23,7 @@ import { probeAll } from '../backend.ts';
 import { LAYER_KINDS, type LayerKind } from '../../reference/unet/model.ts';
 import { countParams } from '../../reference/unet/params.ts';
 import { forwardFlops, totalForwardFlops } from './flops.ts';
-import { BENCH_MODELS, median, type TimingOptions, type Workload } from './workloads.ts';
+import { BENCH_MODELS, median, trainMicroBatch, type TimingOptions, type Workload } from './workloads.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -233,6 +233,10 @@ async function main(): Promise<void> {
   }
   lines.push('');
   lines.push(`¹ timed once (a slow engine); skipped: estimated above ${maxEstimateS} s per call.`);
+  const microTrain = workloads.filter((w) => trainMicroBatch(w, 'wasm') !== undefined);
+  if (microTrain.length > 0) {
+    lines.push(`On wasm, the training step${microTrain.length > 1 ? 's' : ''} of ${microTrain.map((w) => `${w.model} b${w.batch}`).join(', ')} accumulate${microTrain.length > 1 ? '' : 's'} the gradient over micro-batches of ${microTrain.map((w) => trainMicroBatch(w, 'wasm')).join(', ')} (one pass needs more than wasm's 4 GB heap); the result is the same step.`);
+  }
   for (const r of results.filter((q) => q.skipped?.startsWith('failed'))) lines.push(`² ${r.engine}, ${r.workload.model} b${r.workload.batch} ${r.workload.kind}: ${r.skipped}`);
   for (const p of profiles) {
     const c = BENCH_MODELS[p.workload.model];

@@ -71,10 +71,24 @@ function cifarDiffusion(): GaussianDiffusion {
   return diffusion;
 }
 
+/**
+ * Micro-batch of a training step on the wasm backend, per model: the CIFAR-10 model's activations for a batch of
+ * 8 need more than the 4 GB a 32-bit WebAssembly heap holds (the one-pass step aborts), and micro-batches of 4
+ * peak at about 3.3 GB resident. Other backends take the batch in one pass.
+ */
+export const WASM_TRAIN_MICRO_BATCH: Readonly<Record<string, number>> = { cifar10: 4 };
+
+/** The micro-batch a training step of `w` uses on `backend` (undefined: the whole batch in one pass). */
+export function trainMicroBatch(w: Workload, backend: string): number | undefined {
+  const m = backend === 'wasm' ? WASM_TRAIN_MICRO_BATCH[w.model] : undefined;
+  return w.kind === 'train' && m !== undefined && m < w.batch ? m : undefined;
+}
+
 /** Prepare a workload with given parameters (inputs drawn once; the parameters are the caller's). */
 export function prepare(w: Workload, params: UNetParams, timer?: (k: LayerKind, ms: number) => void): Prepared {
   const c = BENCH_MODELS[w.model];
-  if (w.kind === 'train') return prepareTrainStep(c, w.batch); // its own fresh model (variables, optimiser state)
+  // A training step builds its own fresh model (variables, optimiser state).
+  if (w.kind === 'train') return prepareTrainStep(c, w.batch, trainMicroBatch(w, tf.getBackend()));
   const rng = new Rng(2);
   const shape: [number, number, number, number] = [w.batch, c.resolution, c.resolution, c.in_channels];
   const n = shape.reduce((a, b) => a * b, 1);

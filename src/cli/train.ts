@@ -3,7 +3,7 @@
  *
  * ```
  * ddpm-spec train --data fashion-mnist|moons|swissroll|8gaussians --steps N --out DIR
- *                 [--config FILE] [--resume] [--max-minutes M] [--seed S] [--workers K]
+ *                 [--config FILE] [--resume] [--max-minutes M] [--seed S] [--workers K] [--micro-batch N]
  * ```
  *
  * Without `--config` a built-in configuration is used (`fashion-mnist`: a small UNet at 32×32; the toy sets:
@@ -31,6 +31,7 @@ interface RawOptions {
   maxMinutes?: string;
   seed?: string;
   workers?: string;
+  microBatch?: string;
 }
 
 /** The checked options. */
@@ -43,6 +44,7 @@ export interface TrainArgs {
   resume: boolean;
   maxMinutes?: number;
   workers: number;
+  microBatch?: number;
 }
 
 function int(option: string, raw: string | undefined, min: number): number {
@@ -92,7 +94,8 @@ export function parseTrainArgs(o: RawOptions): TrainArgs {
     }
   }
   const workers = o.workers === undefined ? 1 : int('--workers', o.workers, 1);
-  return { data, config, configSource, steps, out: o.out, resume: Boolean(o.resume), maxMinutes, workers };
+  const microBatch = o.microBatch === undefined ? undefined : int('--micro-batch', o.microBatch, 1);
+  return { data, config, configSource, steps, out: o.out, resume: Boolean(o.resume), maxMinutes, workers, microBatch };
 }
 
 function fmtDuration(s: number): string {
@@ -151,6 +154,7 @@ export async function trainCommand(args: TrainArgs, stream: NodeJS.WriteStream =
       resume: args.resume,
       maxSeconds: args.maxMinutes === undefined ? undefined : args.maxMinutes * 60,
       workers: args.workers,
+      microBatch: args.microBatch,
       onProgress,
       onLog,
       onCheckpoint: (dir, step) => {
@@ -181,6 +185,7 @@ export function registerTrain(program: Command, code: ExitCode): void {
     .option('--max-minutes <m>', 'stop (with a checkpoint) after this many minutes of this session')
     .option('--seed <s>', 'override the configuration\'s seed (new runs only)')
     .option('--workers <k>', 'compute gradients on k worker threads (data parallel; uses k cores with wasm)', '1')
+    .option('--micro-batch <n>', 'accumulate each gradient over micro-batches of at most n examples (per worker): less memory, same step up to rounding')
     .action(async (opts: RawOptions) => {
       code.value = await trainCommand(parseTrainArgs(opts));
     });
