@@ -63,42 +63,37 @@ export class WeightImportError extends Error {
 
 const FLOAT_DTYPES = new Set(['F32', 'F64', 'F16', 'BF16']);
 
-/** PyTorch layout → this implementation's layout, for one parameter. */
-export function toTfLayout(spec: ParamSpec, data: ArrayLike<number>): Float32Array {
+/**
+ * Copy one parameter between the two layouts: conv `[out, in, kh, kw]` (PyTorch) ↔ `[kh, kw, in, out]` (here),
+ * dense `[out, in]` ↔ `[in, out]`, everything else unchanged. `toTf` picks the direction.
+ */
+function relayout(spec: ParamSpec, data: ArrayLike<number>, toTf: boolean): Float32Array {
   const n = data.length;
   const out = new Float32Array(n);
+  // For every element: its index in PyTorch's layout and in ours.
+  const copy = toTf ? (torchI: number, tfI: number) => (out[tfI] = data[torchI]) : (torchI: number, tfI: number) => (out[torchI] = data[tfI]);
   if (spec.kind === 'conv') {
     const [O, I, KH, KW] = spec.torchShape;
     for (let o = 0; o < O; o++)
       for (let i = 0; i < I; i++)
-        for (let a = 0; a < KH; a++)
-          for (let b = 0; b < KW; b++) out[((a * KW + b) * I + i) * O + o] = data[((o * I + i) * KH + a) * KW + b];
+        for (let a = 0; a < KH; a++) for (let b = 0; b < KW; b++) copy(((o * I + i) * KH + a) * KW + b, ((a * KW + b) * I + i) * O + o);
   } else if (spec.kind === 'dense') {
     const [O, I] = spec.torchShape;
-    for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) out[i * O + o] = data[o * I + i];
+    for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) copy(o * I + i, i * O + o);
   } else {
     for (let i = 0; i < n; i++) out[i] = data[i];
   }
   return out;
 }
 
+/** PyTorch layout → this implementation's layout, for one parameter. */
+export function toTfLayout(spec: ParamSpec, data: ArrayLike<number>): Float32Array {
+  return relayout(spec, data, true);
+}
+
 /** This implementation's layout → PyTorch layout, for one parameter (inverse of {@link toTfLayout}). */
 export function toTorchLayout(spec: ParamSpec, data: ArrayLike<number>): Float32Array {
-  const n = data.length;
-  const out = new Float32Array(n);
-  if (spec.kind === 'conv') {
-    const [O, I, KH, KW] = spec.torchShape;
-    for (let o = 0; o < O; o++)
-      for (let i = 0; i < I; i++)
-        for (let a = 0; a < KH; a++)
-          for (let b = 0; b < KW; b++) out[((o * I + i) * KH + a) * KW + b] = data[((a * KW + b) * I + i) * O + o];
-  } else if (spec.kind === 'dense') {
-    const [O, I] = spec.torchShape;
-    for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) out[o * I + i] = data[i * O + o];
-  } else {
-    for (let i = 0; i < n; i++) out[i] = data[i];
-  }
-  return out;
+  return relayout(spec, data, false);
 }
 
 /** Every problem with a state dict for this configuration (empty when it fits). */
