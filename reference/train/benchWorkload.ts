@@ -144,7 +144,7 @@ export interface TorchTrainSteps {
 /**
  * Time the same steps in PyTorch (`/usr/bin/python3 src/python/train_step_bench.py`), `threads` threads.
  *
- * @param root - the repository root (where `src/python` is)
+ * @param opts - `root`: the repository root (where `src/python` is)
  */
 export async function torchTrainSteps(workloads: readonly TrainStepWorkload[], reps: Reps = DEFAULT_REPS, opts: { root: string; threads?: number; python?: string }): Promise<TorchTrainSteps> {
   const dir = mkdtempSync(join(tmpdir(), 'train-bench-'));

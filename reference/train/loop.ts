@@ -246,7 +246,7 @@ export async function trainingStep(
  * `opts.outDir`.
  *
  * @throws {@link TrainingDivergedError} on a non-finite loss or gradient norm
- * @throws {@link FormatError} for an unusable output directory or a checkpoint that does not fit
+ * @throws `FormatError` (`src/formats/errors.ts`) for an unusable output directory or a checkpoint that does not fit
  */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   installGradients();

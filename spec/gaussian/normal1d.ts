@@ -98,7 +98,7 @@ export function erfc(x: number): number {
  *
  * accurate to a few ulps relative in both tails.
  *
- * @param sd - σ > 0 (a standard deviation, unlike {@link normalLogPdf}, which takes a variance, as @stdlib does)
+ * @param sd - σ > 0 (a standard deviation, unlike {@link normalLogPdf}, which takes a variance, as the stdlib packages do)
  * @see property `gaussian.normal1d.cdfAgreesWithStdlib`
  */
 export function normalCdf(x: number, mean: number, sd: number): number {
