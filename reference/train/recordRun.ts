@@ -208,6 +208,7 @@ async function main(): Promise<void> {
       train_s: tfjsState.elapsed_s,
       images_per_s: (tfjsState.step * config.batch_size) / tfjsState.elapsed_s,
       ...tfjsEval,
+      samples_png: relative(ROOT, tfjsEval.samples_png),
     },
     torch:
       torchRun && torchEval
@@ -217,6 +218,7 @@ async function main(): Promise<void> {
             train_s: torchRun.elapsed_s,
             images_per_s: (torchRun.steps * config.batch_size) / torchRun.elapsed_s,
             ...torchEval,
+            samples_png: relative(ROOT, torchEval.samples_png),
           }
         : null,
     evaluation: { bpd_images: a.bpdN, bpd_seed: 0, samples: a.samples, sample_steps: a.sampleSteps, weights: 'EMA' },
