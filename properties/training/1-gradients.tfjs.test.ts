@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installGradients } from '../../reference/grad/index.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 import { override } from '../../src/numeric/tolerance.ts';
-import { conv2d64, dot64, finiteDiff, matMul64, resizeNearest64, t64, tfPadding, type T64 } from './support/f64.ts';
+import { avgPool64, conv2d64, dot64, finiteDiff, matMul64, resizeNearest64, t64, tfPadding, type T64 } from './support/f64.ts';
 
 installGradients();
 
@@ -168,6 +168,32 @@ describe('7.1 Gradients on every backend', () => {
           const r = normals(rng, c.n * c.oh * c.ow * c.c);
           const [gx] = finiteDiff(([a]) => dot64(resizeNearest64(a, c.oh, c.ow, c.half), r), [x]);
           const [tx] = await tfGrads(([a]) => tf.image.resizeNearestNeighbor(a as tf.Tensor4D, [c.oh, c.ow], false, c.half), [x], r);
+          expect(tx).toBeCloseWithin(gx, GRAD_TOL, { shape: x.shape, what: JSON.stringify(c) });
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('the installed average-pooling gradient equals float64 finite differences, global (as groupNorm pools) or windowed  [training.grad.avgPoolEqFiniteDiff]', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          n: fc.integer({ min: 1, max: 3 }),
+          h: fc.integer({ min: 2, max: 5 }),
+          w: fc.integer({ min: 2, max: 5 }),
+          c: fc.integer({ min: 1, max: 3 }),
+          global: fc.boolean(), // global: the broadcast gradient; otherwise 2×2 stride 2 goes to tfjs's own
+          seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        }),
+        async (c) => {
+          const rng = new Rng(c.seed);
+          const [fh, fw, s] = c.global ? [c.h, c.w, 1] : [2, 2, 2];
+          const x = t64([c.n, c.h, c.w, c.c], normals(rng, c.n * c.h * c.w * c.c));
+          const y = avgPool64(x, fh, fw, s);
+          const r = normals(rng, y.data.length);
+          const [gx] = finiteDiff(([a]) => dot64(avgPool64(a, fh, fw, s), r), [x]);
+          const [tx] = await tfGrads(([a]) => tf.avgPool(a as tf.Tensor4D, [fh, fw], s, 'valid'), [x], r);
           expect(tx).toBeCloseWithin(gx, GRAD_TOL, { shape: x.shape, what: JSON.stringify(c) });
         },
       ),

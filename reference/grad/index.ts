@@ -8,6 +8,7 @@
  * | `Conv2D` gradient | `Conv2DBackpropFilter` is missing on wasm (throws); cpu's takes ~40 s for one 128-channel layer; wasm's `Conv2DBackpropInput` is ~10× slower than its forward conv | both parts as forward convolutions ({@link conv2dGradConfig}) |
  * | `BatchMatMul` gradient | products with transpose flags, 14–55× slower on wasm | explicit transposes, broadcast batch axes summed ({@link batchMatMulGradConfig}) |
  * | `ResizeNearestNeighbor` gradient | `ResizeNearestNeighborGrad` is wrong on cpu for batch > 1, and on every backend with `halfPixelCenters` | block sum for integer up-scaling, one-hot source matrices from the forward rule otherwise ({@link resizeNearestNeighborGradConfig}) |
+ * | `AvgPool` gradient (global pooling, as in `groupNorm`) | `AvgPoolGrad` took a quarter of the small UNet's training step on wasm | a broadcast of dy/(H·W) ({@link avgPoolGradConfig}); other poolings keep tfjs's |
  * | `Conv2DBackpropFilter` kernel on wasm | missing, so `tf.fused.conv2d`'s gradient and direct calls throw | a kernel built from the forward convolution ({@link conv2dFilterGrad}) |
  *
  * Every other op the UNet uses (add, mul, sigmoid, mean, rsqrt, softmax, concat, pad, slice, reshape,
@@ -19,10 +20,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { conv2dFilterGrad, conv2dGradConfig, type ConvPad } from './conv2d.ts';
+import { avgPoolGradConfig } from './avgPool.ts';
 import { batchMatMulGradConfig } from './matMul.ts';
 import { resizeNearestNeighborGradConfig } from './resize.ts';
 
 export { conv2dFilterGrad, conv2dInputGrad, conv2dGradConfig, convGeometry, dilateSpatial, type ConvPad } from './conv2d.ts';
+export { avgPoolGradConfig, isGlobalAvgPool } from './avgPool.ts';
 export { batchMatMulGradConfig, transposeLast2, unbroadcastBatch } from './matMul.ts';
 export { nearestResizeGrad, nearestUpsampleGrad, resizeNearestNeighborGradConfig } from './resize.ts';
 
@@ -61,7 +64,7 @@ const wasmConv2dBackpropFilter: tf.KernelConfig = {
 export function installGradients(): InstalledGradients {
   if (installed) return installed;
   const report: InstalledGradients = { gradients: [], kernels: [] };
-  for (const g of [conv2dGradConfig, batchMatMulGradConfig, resizeNearestNeighborGradConfig]) {
+  for (const g of [conv2dGradConfig, batchMatMulGradConfig, resizeNearestNeighborGradConfig, avgPoolGradConfig()]) {
     tf.registerGradient(g); // replaces tfjs's (it warns only in DEBUG mode)
     report.gradients.push(g.kernelName);
   }

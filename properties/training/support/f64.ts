@@ -127,3 +127,20 @@ export function finiteDiff(f: (inputs: T64[]) => number, inputs: T64[], h = 1e-4
     return g;
   });
 }
+
+/** Average pooling, NHWC, `valid` padding, window fh × fw, stride s, in float64. */
+export function avgPool64(x: T64, fh: number, fw: number, s: number): T64 {
+  const [n, h, w, c] = x.shape;
+  const oh = Math.floor((h - fh) / s) + 1;
+  const ow = Math.floor((w - fw) / s) + 1;
+  const out = new Float64Array(n * oh * ow * c);
+  for (let b = 0; b < n; b++)
+    for (let i = 0; i < oh; i++)
+      for (let j = 0; j < ow; j++)
+        for (let k = 0; k < c; k++) {
+          let sum = 0;
+          for (let a = 0; a < fh; a++) for (let d = 0; d < fw; d++) sum += x.data[((b * h + i * s + a) * w + j * s + d) * c + k];
+          out[((b * oh + i) * ow + j) * c + k] = sum / (fh * fw);
+        }
+  return { shape: [n, oh, ow, c], data: out };
+}
