@@ -139,6 +139,24 @@ export function conv2dFilterGrad(
 }
 
 /**
+ * A filter with both spatial axes reversed, w[k_h − 1 − a, k_w − 1 − b, :, :]. Reversing both axes reverses
+ * the flattened index a·k_w + b, whose rows of C_in·C_out values are contiguous: the rows are sliced and
+ * concatenated in reverse order, which copies memory in blocks. tfjs-backend-wasm's `Reverse` kernel (and a
+ * `gather` of the rows) moves one element at a time: 18 ms for a 3×3×256×256 filter, 11 % of a CIFAR-10 training
+ * step.
+ */
+export function flipSpatial(filter: tf.Tensor4D): tf.Tensor4D {
+  const [kh, kw, cin, cout] = filter.shape;
+  const k = kh * kw;
+  if (k === 1) return filter.clone();
+  return tf.tidy(() => {
+    const rows = filter.reshape([k, cin * cout]);
+    const parts = Array.from({ length: k }, (_, i) => tf.slice(rows, [k - 1 - i, 0], [1, cin * cout]));
+    return tf.concat(parts, 0).reshape([kh, kw, cin, cout]) as tf.Tensor4D;
+  });
+}
+
+/**
  * Insert s − 1 zeros between neighbouring rows and columns of an NHWC tensor:
  * [N, H, W, C] → [N, s_h(H − 1) + 1, s_w(W − 1) + 1, C].
  */
@@ -191,7 +209,7 @@ export function conv2dInputGrad(
     const lw = spread.shape[2];
     // dx[h] = Σ_a' P[h + a'] · w_flip[a'] with P = δ̂ padded by k − 1 − top before and H + top − L after.
     const p = padOrCrop(spread, [kh - 1 - g.top, kw - 1 - g.left], [h + g.top - lh, w + g.left - lw]);
-    const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [k_h, k_w, C_out, C_in]
+    const flipped = tf.transpose(flipSpatial(filter), [0, 1, 3, 2]); // [k_h, k_w, C_out, C_in]
     return tf.conv2d(p, flipped, 1, 'valid');
   });
 }
