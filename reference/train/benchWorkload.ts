@@ -25,6 +25,7 @@ import { CIFAR10_CONFIG, SMALL_CONFIG, type UNetConfig } from '../unet/config.ts
 import { TrainConfig } from './config.ts';
 import { diffusionFor, trainingStep } from './loop.ts';
 import { createModel } from './model.ts';
+import { GradientWorkers } from './parallel.ts';
 import { disposeOptimState, initOptimState } from './optim.ts';
 
 /** One benchmarked training step: a model configuration at a batch size. */
@@ -34,6 +35,8 @@ export interface TrainStepWorkload {
   batch: number;
   /** Accumulate the gradient over micro-batches of at most this many examples (`microbatch.ts`); undefined: one pass. */
   microBatch?: number;
+  /** Compute the gradient on this many worker threads (`parallel.ts`, as `ddpm-spec train --workers`); undefined: this thread. */
+  workers?: number;
 }
 
 export const TRAIN_STEP_MODELS: Record<TrainStepWorkload['model'], UNetConfig> = { cifar10: CIFAR10_CONFIG, small: SMALL_CONFIG };
@@ -78,6 +81,7 @@ export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], re
     const model = createModel(config.model, rng);
     const optim = initOptimState(model.names, model.variables);
     const diffusion = diffusionFor(config.diffusion);
+    const pool = w.workers !== undefined && w.workers > 1 ? await GradientWorkers.start(w.workers, model, config, tf.getBackend(), w.microBatch) : undefined;
     try {
       const shape = [w.batch, unet.resolution, unet.resolution, unet.in_channels];
       const size = shape.reduce((a, b) => a * b, 1);
@@ -86,7 +90,7 @@ export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], re
         const t = Array.from({ length: w.batch }, () => rng.int(diffusion.T));
         const noise = Float32Array.from(rng.normals(size));
         const t0 = performance.now();
-        const r = await trainingStep(model, diffusion, config.optim, optim, { x0, t, noise, dropoutSeed: rng.int(2 ** 30), shape }, undefined, w.microBatch);
+        const r = await trainingStep(model, diffusion, config.optim, optim, { x0, t, noise, dropoutSeed: rng.int(2 ** 30), shape }, pool, w.microBatch);
         if (!Number.isFinite(r.loss)) throw new Error(`benchmark step: the loss is ${r.loss}`);
         return performance.now() - t0;
       };
@@ -95,8 +99,9 @@ export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], re
       const start = performance.now();
       while (times.length < reps.minReps || (times.length < reps.maxReps && (performance.now() - start) / 1000 < reps.minTimeS)) times.push(await step());
       out.push({ ...w, times_ms: times, median_ms: median(times) });
-      log?.(`tfjs ${tf.getBackend()} train step ${w.model} b${w.batch}${w.microBatch ? ` (micro-batches of ${w.microBatch})` : ''}: ${median(times).toFixed(0)} ms`);
+      log?.(`tfjs ${tf.getBackend()} train step ${w.model} b${w.batch}${w.microBatch ? ` (micro-batches of ${w.microBatch})` : ''}${pool ? ` on ${pool.size} worker threads` : ''}: ${median(times).toFixed(0)} ms`);
     } finally {
+      await pool?.close();
       diffusion.dispose();
       disposeOptimState(optim);
       model.dispose();
@@ -186,7 +191,7 @@ export function trainStepRows(backend: string, ours: readonly TrainStepTiming[],
   return ours.map((o) => {
     const p = torch?.results.find((r) => r.model === o.model && r.batch === o.batch);
     return {
-      workload: `train step ${o.model} b${o.batch}${o.microBatch ? `/${o.microBatch}` : ''}`,
+      workload: `train step ${o.model} b${o.batch}${o.microBatch ? `/${o.microBatch}` : ''}${o.workers ? ` ×${o.workers} workers` : ''}`,
       backend,
       tfjs_ms: o.median_ms,
       torch_ms: p ? p.median_ms : null,
@@ -209,11 +214,17 @@ export function formatRows(rows: readonly TrainStepRow[]): string {
 
 function parseWorkloads(s: string): TrainStepWorkload[] {
   return s.split(',').map((p) => {
-    const [model, batch, micro] = p.split(':');
-    if (!(model in TRAIN_STEP_MODELS) || !/^[1-9]\d*$/.test(batch ?? '') || (micro !== undefined && !/^[1-9]\d*$/.test(micro))) {
-      throw new Error(`--workloads: expected model:batch[:micro-batch] with model cifar10 or small and positive integers, got ${JSON.stringify(p)}`);
+    const [model, batch, micro, workers] = p.split(':');
+    const posInt = (v: string | undefined): boolean => v === undefined || v === '' || /^[1-9]\d*$/.test(v);
+    if (!(model in TRAIN_STEP_MODELS) || !/^[1-9]\d*$/.test(batch ?? '') || !posInt(micro) || !posInt(workers)) {
+      throw new Error(`--workloads: expected model:batch[:micro-batch[:workers]] with model cifar10 or small and positive integers (micro-batch may be empty), got ${JSON.stringify(p)}`);
     }
-    return { model: model as TrainStepWorkload['model'], batch: Number(batch), ...(micro !== undefined ? { microBatch: Number(micro) } : {}) };
+    return {
+      model: model as TrainStepWorkload['model'],
+      batch: Number(batch),
+      ...(micro ? { microBatch: Number(micro) } : {}),
+      ...(workers ? { workers: Number(workers) } : {}),
+    };
   });
 }
 
