@@ -11,7 +11,8 @@ import { groupNorm } from '../../reference/nn/norm.ts';
 import { timestepEmbedding } from '../../reference/nn/timestepEmbedding.ts';
 
 /** float32 layer vs a float64 loop over the definition: rounding of sums over up to a few hundred terms. */
-const GROUPNORM = override({ rtol: 0, atol: 1e-4 }, 'GroupNorm vs float64, divided by each element\'s condition scale |γ|(|x| + |μ|)/σ + |β|: the centring x − μ cancels in float32 (found with FC_SEED=4: two close values in a group of 2)');
+// Measured: max |Δ|/scale = 3.1e-7 over 3000 random cases on wasm; 1e-5 leaves a 30× margin for other backends.
+const GROUPNORM = override({ rtol: 0, atol: 1e-5 }, 'GroupNorm vs float64, divided by each element\'s condition scale |γ|(|x| + |μ|)/σ + |β|: the centring x − μ cancels in float32 (found with FC_SEED=4: two close values in a group of 2)');
 const LAYER = override({ rtol: 1e-4, atol: 2e-5 }, 'float32 layer vs float64 definition: sums of up to ~600 products, backend summation order');
 
 const normals = (rng: Rng, n: number): Float32Array => Float32Array.from(rng.normals(n));
