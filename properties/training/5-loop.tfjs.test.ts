@@ -249,6 +249,9 @@ describe('7.5 The training loop and its checkpoints', () => {
         expect(differing(tensorBytes(latestCheckpointDir(micro)!), tensorBytes(latestCheckpointDir(single)!)).length).toBeGreaterThan(0);
         const tol = override({ rtol: 1e-4, atol: 1e-5 }, 'a batch mean summed as four quarter-batch means: float32 rounding of gradients, amplified by Adam where they are small');
         for (const [k, t] of a) expect(b.get(k)!.data).toBeCloseWithin(t.data as Float32Array, tol, { what: k });
+        // The logged losses (means over 5 steps of the batch means) are the chunk means weighted by n_j/B.
+        const losses = (dir: string): number[] => readFileSync(join(dir, LOG_FILE), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { loss: number }).loss);
+        expect(losses(micro)).toBeCloseWithin(losses(single), tol, { what: 'logged loss' });
         const e = await errorOf(train({ config: config(), dataName: 'moons', openData: moons, outDir: bad, steps: 1, microBatch: 0 }));
         expect(e.message).toMatch(/microBatch must be a positive integer, got 0/);
       } finally {

@@ -81,8 +81,9 @@ export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], re
     const model = createModel(config.model, rng);
     const optim = initOptimState(model.names, model.variables);
     const diffusion = diffusionFor(config.diffusion);
-    const pool = w.workers !== undefined && w.workers > 1 ? await GradientWorkers.start(w.workers, model, config, tf.getBackend(), w.microBatch) : undefined;
+    let pool: GradientWorkers | undefined;
     try {
+      if (w.workers !== undefined && w.workers > 1) pool = await GradientWorkers.start(w.workers, model, config, tf.getBackend(), w.microBatch);
       const shape = [w.batch, unet.resolution, unet.resolution, unet.in_channels];
       const size = shape.reduce((a, b) => a * b, 1);
       const step = async (): Promise<number> => {

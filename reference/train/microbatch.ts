@@ -82,10 +82,9 @@ export function batchLossAndGradients(
         break;
       }
       const w = (b - a) / B;
-      const wl = tf.tidy(() => tf.mul(r.value, w) as tf.Scalar);
-      const newLoss: tf.Scalar = loss === null ? wl : tf.tidy(() => tf.add(loss!, wl) as tf.Scalar);
-      if (loss !== null) tf.dispose([loss, wl]);
-      loss = newLoss;
+      const prevLoss: tf.Scalar | null = loss;
+      loss = tf.tidy((): tf.Scalar => (prevLoss === null ? tf.mul(r.value, w) : tf.add(prevLoss, tf.mul(r.value, w))) as tf.Scalar);
+      prevLoss?.dispose();
       r.value.dispose();
       const next = new Map<string, tf.Tensor>();
       for (const [vn, g] of Object.entries(r.grads)) {
