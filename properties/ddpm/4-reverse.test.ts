@@ -77,7 +77,9 @@ describe('3.4 The reverse process p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) and
           c.x0 * (maxAbs(xt) / Math.sqrt(ab) + Math.sqrt(s.oneMinusAlphaBar(t) / ab) * maxAbs(eps)) +
           c.xt * maxAbs(xt) +
           (maxAbs(xt) + (s.beta(t) / Math.sqrt(s.oneMinusAlphaBar(t))) * maxAbs(eps)) / Math.sqrt(s.alpha(t));
-        const tol = override({ rtol: 0, atol: 16 * EPS * scale }, 'two different formulas: a few ulps of the size of their terms');
+        // Below 2⁻¹⁰²² (fc.double draws subnormals) rounding is absolute, up to Number.MIN_VALUE/2 per operation,
+        // not relative: hence the floor of a few MIN_VALUE (4.9e−324 each), which no normal result notices.
+        const tol = override({ rtol: 0, atol: 16 * EPS * scale + 16 * Number.MIN_VALUE }, 'two different formulas: a few ulps of the size of their terms, subnormal rounding below 2⁻¹⁰²²');
         expect(muFromEps(s, t, xt, eps)).toBeCloseWithin(posteriorMean(s, t, x0FromEps(s, t, xt, eps), xt), tol);
       }),
     ));
