@@ -120,7 +120,7 @@ def model(sample, t, variance_type=None):
 # --------------------------------------------------------------------------------------------- records
 def record_set_timesteps(ddpm, ddim):
     cases = []
-    for T, ns in ((1000, [1, 2, 3, 5, 7, 10, 20, 50, 100, 250, 333, 500, 999, 1000]), (20, list(range(1, 21)))):
+    for T, ns in ((1000, [1, 2, 3, 5, 7, 10, 20, 50, 61, 100, 103, 250, 333, 500, 999, 1000]), (20, list(range(1, 21)))):
         for spacing, offsets in (("leading", [0, 1]), ("trailing", [0]), ("linspace", [0])):
             for off in offsets:
                 for n in ns:
