@@ -132,10 +132,10 @@ function npRound(x: number): number {
 }
 
 /** One step's result: the sample at the previous timestep and x̂₀ (after thresholding or clipping). */
-export interface DiffusersStepOutput {
+export type DiffusersStepOutput = {
   prevSample: tf.Tensor;
   predOriginalSample: tf.Tensor;
-}
+};
 
 /**
  * A diffusers scheduler: its configuration, its float32 buffers (host copies), and the inference timesteps once
@@ -247,6 +247,42 @@ export class DiffusersScheduler {
   }
 
   /**
+   * DDPM's `_get_variance(t)` (float32): β̃ clamped at 1e−20 (`fixed_small`), its square root (`fixed_small_log`),
+   * β′ (`fixed_large`), log β′ (`fixed_large_log`), the prediction (`learned`), or the interpolation of log β̃ and
+   * log β′ with f = (v+1)/2 (`learned_range`). A scalar tensor for the fixed types.
+   */
+  ddpmVariance(t: number, predictedVariance?: tf.Tensor): tf.Tensor {
+    const fn = 'DiffusersScheduler.ddpmVariance';
+    const f = Math.fround;
+    const ab = this.ab(fn, t, 1);
+    const abPrev = this.ab(fn, this.previousTimestep(t), 1);
+    const betaT = f(1 - f(ab / abPrev));
+    const small = Math.max(f(f(f(1 - abPrev) / f(1 - ab)) * betaT), 1e-20);
+    const type = this.config.variance_type;
+    if ((type === 'learned' || type === 'learned_range') && !predictedVariance) {
+      throw new ReferenceArgumentError(fn, 'predictedVariance', `variance_type '${type}' needs the predicted variance`);
+    }
+    return tf.tidy(() => {
+      switch (type) {
+        case 'fixed_small':
+          return tf.scalar(small);
+        case 'fixed_small_log':
+          return tf.exp(tf.log(tf.scalar(small)).mul(0.5));
+        case 'fixed_large':
+          return tf.scalar(betaT);
+        case 'fixed_large_log':
+          return tf.log(tf.scalar(betaT));
+        case 'learned':
+          return predictedVariance!.clone();
+        case 'learned_range': {
+          const frac = predictedVariance!.add(1).div(2);
+          return frac.mul(f(Math.log(betaT))).add(tf.sub(1, frac).mul(f(Math.log(small))));
+        }
+      }
+    });
+  }
+
+  /**
    * `DDPMScheduler.step` at timestep t (0-based) for the whole batch: the posterior mean around x̂₀ towards the
    * previous timestep, plus σ·noise for t > 0 (σ per variance type; `fixed_large_log` gives NaN, as diffusers).
    *
@@ -264,7 +300,6 @@ export class DiffusersScheduler {
     const [bp, bpPrev] = [f(1 - ab), f(1 - abPrev)];
     const alphaT = f(ab / abPrev);
     const betaT = f(1 - alphaT);
-    const small = Math.max(f(f(bpPrev / bp) * betaT), 1e-20);
     const type = this.config.variance_type;
     if ((type === 'learned' || type === 'learned_range') && t > 0 && !predictedVariance) {
       throw new ReferenceArgumentError(fn, 'predictedVariance', `variance_type '${type}' needs the predicted variance`);
@@ -273,17 +308,9 @@ export class DiffusersScheduler {
       const x0 = this.limit(this.predict(sample, modelOutput, ab).x0);
       let prev = x0.mul(f(f(f(Math.sqrt(abPrev)) * betaT) / bp)).add(sample.mul(f(f(f(Math.sqrt(alphaT)) * bpPrev) / bp)));
       if (t > 0) {
-        let sd: tf.Tensor | number;
-        if (type === 'fixed_small') sd = Math.sqrt(small);
-        else if (type === 'fixed_small_log') sd = f(Math.exp(f(0.5 * f(Math.log(small)))));
-        else if (type === 'fixed_large') sd = Math.sqrt(betaT);
-        else if (type === 'fixed_large_log') sd = Math.sqrt(f(Math.log(betaT)));
-        else if (type === 'learned') sd = tf.sqrt(predictedVariance!);
-        else {
-          const frac = predictedVariance!.add(1).div(2);
-          const logVar = frac.mul(f(Math.log(betaT))).add(tf.sub(1, frac).mul(f(Math.log(small))));
-          sd = tf.exp(logVar.mul(0.5));
-        }
+        // σ from _get_variance: its square root, except fixed_small_log (already σ) and learned_range (exp ½·log σ²).
+        const v = this.ddpmVariance(t, predictedVariance);
+        const sd = type === 'fixed_small_log' ? v : type === 'learned_range' ? tf.exp(v.mul(0.5)) : tf.sqrt(v);
         prev = prev.add(noise.mul(sd));
       }
       return { prevSample: prev, predOriginalSample: x0 };

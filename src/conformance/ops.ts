@@ -20,6 +20,8 @@
  * @module
  */
 
+import { DIFFUSERS_OP_NAMES, type DiffusersOps } from './diffusersOps.ts';
+
 /** A dense row-major tensor of doubles. */
 export interface Tensor {
   shape: number[];
@@ -89,7 +91,7 @@ export interface DiffusionArgs {
 }
 
 /** The operations. Every one is optional; all take and return tensors as described above. */
-export interface DiffusionOps {
+export interface DiffusionOps extends DiffusersOps {
   /** A short name for reports (e.g. `reference (tfjs, wasm)`). */
   readonly name: string;
 
@@ -190,6 +192,7 @@ export const OP_NAMES = [
   'ddim_reverse_step',
   'space_timesteps',
   'respace',
+  ...DIFFUSERS_OP_NAMES,
 ] as const satisfies ReadonlyArray<Exclude<keyof DiffusionOps, 'name'>>;
 export type OpName = (typeof OP_NAMES)[number];
 

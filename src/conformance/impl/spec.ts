@@ -56,6 +56,7 @@ import {
 } from '../../../spec/ddpm/index.ts';
 import { klDiagGaussian } from '../../../spec/gaussian/kl.ts';
 import { OpUnsupported } from './stdio.ts';
+import { diffusersSpecOps } from './diffusersSpec.ts';
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
@@ -283,6 +284,7 @@ const meanSquared = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
 export function createSpecOps(): DiffusionOps {
   const ops: DiffusionOps = {
     name: 'spec (float64)',
+    ...diffusersSpecOps(),
 
     async schedule(a) {
       return { betas: tensor1d(guard('schedule', () => namedBetas(a))) };
