@@ -21,7 +21,24 @@ const VARIANCE = override({ rtol: 3e-5, atol: 1e-25 }, 'float32 buffers: 1–2 u
  * A step against torch's float32: x̂₀ = (x − √(1−ᾱ)ε)/√ᾱ amplifies float32 rounding of the inputs by up to 1/√ᾱ_t
  * (≈ 850 at t = 900 with β from 0.01); 2 ulps (2.4e−7) of inputs up to 4 in size, times that.
  */
-const STEP = override({ rtol: 1e-5, atol: 1e-3 }, "float64/tfjs samples vs torch's float32: 2 ulps of |input| ≤ 4, amplified by 1/√ᾱ_t ≤ 1e3 (DDIM with β from 0.01 at t = 900)");
+const STEP = override({ rtol: 1e-6, atol: 1e-3 }, "float64/tfjs samples vs torch's float32: 2 ulps (2.4e−7) of the inputs' size, amplified by 1/√ᾱ_t + 1/√(1−ᾱ_t) (the atol per step below)");
+
+/**
+ * The atol of a step: 2 float32 ulps of the inputs' size times the amplification 1/√ᾱ_t + 1/√(1 − ᾱ_t) of
+ * x̂₀ = (x − √(1−ᾱ)ε)/√ᾱ and ε̂ = (x − √ᾱ x̂₀)/√(1−ᾱ); ᾱ_t from the implementation's own buffers (themselves checked
+ * against `diffusers_buffers.json`).
+ */
+function stepAtol(cfg: DiffusersArgs, t: number, n: number, ...inputs: Tensor[]): Check['elementAtol'] {
+  return async (impl) => {
+    const b = await impl.diffusers_buffers!(cfg);
+    const ab = b.alphas_cumprod.data[t];
+    const amp = (ab > 0 ? 1 / Math.sqrt(ab) : 1) + 1 / Math.sqrt(1 - ab);
+    let m = 0;
+    for (const x of inputs) for (const v of x.data) if (Number.isFinite(v)) m = Math.max(m, Math.abs(v));
+    const atol = 2.4e-7 * amp * (1 + m);
+    return { values: new Float64Array(n).fill(atol), formula: `2.4e-7·(1 + max|input| = ${(1 + m).toFixed(2)})·(1/√ᾱ + 1/√(1−ᾱ) = ${amp.toExponential(2)}) = ${atol.toExponential(2)}` };
+  };
+}
 
 /** A scheduler config as the file records it (diffusers' names), without `trained_betas: null`. */
 function configOf(root: unknown, path: string, file: string): DiffusersArgs {
@@ -120,7 +137,11 @@ export function readDiffusersLoops(file: string, root: unknown): GoldenCases {
       }
       const mo = at(out, k, file, `${p}.model_output`);
       const z = at(noise, k, file, `${p}.noise`);
-      const checks = [check('prev_sample', at(prev, k, file, `${p}.prev_sample`)), check('pred_original_sample', at(x0, k, file, `${p}.pred_original_sample`))];
+      const elementAtol = stepAtol(cfg, t, size(sample.shape), sample, mo);
+      const checks: Check[] = [
+        { ...check('prev_sample', at(prev, k, file, `${p}.prev_sample`)), elementAtol },
+        { ...check('pred_original_sample', at(x0, k, file, `${p}.pred_original_sample`)), elementAtol },
+      ];
       if (size(mo.shape) !== size(sample.shape) && size(mo.shape) !== 2 * size(sample.shape)) {
         skipped.push({ file, case: id, reason: `model_output has ${size(mo.shape)} values for a sample of ${size(sample.shape)}` });
         return;
