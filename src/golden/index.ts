@@ -60,7 +60,7 @@ const NOT_HERE: Array<{ match: RegExp; reason: string }> = [
   { match: /^sampling_T\d+_ho_unet_small\.json$/, reason: UNET_SKIP },
   {
     match: /^diffusers_tests(_noise\.safetensors|\.json)$/,
-    reason: "diffusers' own test loops (1000 steps of [4,3,8,8]): replayed by the properties [ddpm.diffusers.upstreamDdpmFullLoops], [ddpm.diffusers.upstreamDdpmWithNoise], [ddpm.diffusers.upstreamDdimFullLoops] and [reference.diffusers.upstreamDdpmLoops]",
+    reason: "not applicable here: diffusers' own test loops (1000 steps of [4,3,8,8], sums of |x|) are replayed by the properties [ddpm.diffusers.upstreamDdpmFullLoops], [ddpm.diffusers.upstreamDdpmWithNoise], [ddpm.diffusers.upstreamDdimFullLoops] and [reference.diffusers.upstreamDdpmLoops]",
   },
 ];
 
