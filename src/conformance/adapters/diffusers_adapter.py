@@ -116,7 +116,7 @@ def diffusers_ddim_step(args, i):
     s = scheduler(ddim_mod.DDIMScheduler, {k: v for k, v in args.items() if k != "variance_type"})
     eta = float(args["eta"])
     r = s.step(f32(i["model_output"]), int(args["t"]), f32(i["sample"]), eta=eta,
-               use_clipped_model_output=False, variance_noise=f32(i["noise"]) if eta > 0 else None)
+               use_clipped_model_output=bool(args["use_clipped_model_output"]), variance_noise=f32(i["noise"]) if eta > 0 else None)
     return {"prev_sample": out(r.prev_sample), "pred_original_sample": out(r.pred_original_sample)}
 
 
