@@ -5,13 +5,15 @@
  *
  * - `float64LogOps`: the float64 spec, with ᾱ computed as exp(Σ log(1 − β)) and the reference code's tanh-approximate
  *   likelihood evaluated in float64 (declares float64, tanh CDF).
- * - `exactPhiOps`: the float64 spec as it is, integrating the exact Φ (declares float64, exact CDF).
+ * - `exactPhiOps`: the float64 spec integrating the exact Φ (Ho et al. eq. 13) with the reference code's branch
+ *   thresholds (x against ±float32(0.999)) and clamp (declares float64, exact CDF).
  * - `float32TanhOps`: the tanh-approximate likelihood with every operation rounded to float32 by `Math.fround`, whose
  *   tanh is the correctly rounded one (torch's float32 tanh saturates to ±1 earlier): a float32 implementation
  *   with other last bits than the reference (declares float32).
  */
 import type { BufferName, DiffusionOps, Tensor } from '../../src/conformance/ops.ts';
 import { createSpecOps } from '../../src/conformance/impl/spec.ts';
+import { normalCdf } from '../../spec/gaussian/normal1d.ts';
 
 const EDGE32 = Math.fround(0.999);
 
@@ -62,24 +64,32 @@ export function buffersThroughLogs(betas: Float64Array): Record<BufferName, Tens
 
 /** A float64 implementation: ᾱ through logs, the tanh-approximate likelihood in float64. */
 export function float64LogOps(): DiffusionOps {
-  const spec = createSpecOps();
+  const spec = createSpecOps({ logLikelihood: (x, m, s) => tanhLogLikelihood(x, m, s) });
   return {
     ...spec,
     name: 'float64, ᾱ = exp Σ log α, tanh CDF',
     precision: 'float64',
     cdf: 'tanh',
     async buffers(a) {
+      await spec.buffers!(a); // the spec's argument checks (it refuses a β outside (0, 1])
       return buffersThroughLogs(a.betas.data);
-    },
-    async discretized_gaussian_log_likelihood(x, means, log_scales) {
-      return { log_probs: mapTensor([x, means, log_scales], (xi, m, s) => tanhLogLikelihood(xi, m, s)) };
     },
   };
 }
 
-/** The float64 spec, exact Φ, declared as such. */
+/** The discretised likelihood with the exact Φ, the reference's float32 branch thresholds and its clamp (float64). */
+export function exactPhiLogLikelihood(x: number, mean: number, logScale: number): number {
+  const sd = Math.exp(logScale);
+  const logc = (p: number) => Math.log(Math.max(p, 1e-12));
+  if (x < -EDGE32) return logc(normalCdf(x + 1 / 255, mean, sd));
+  if (x > EDGE32) return logc(normalCdf(-(x - 1 / 255), -mean, sd));
+  // Φ₊ − Φ₋ from the side where both are far from 1.
+  return logc(x - mean > 0 ? normalCdf(-(x - 1 / 255), -mean, sd) - normalCdf(-(x + 1 / 255), -mean, sd) : normalCdf(x + 1 / 255, mean, sd) - normalCdf(x - 1 / 255, mean, sd));
+}
+
+/** The float64 spec with the exact-Φ likelihood, declared as such. */
 export function exactPhiOps(): DiffusionOps {
-  return { ...createSpecOps(), name: 'float64 spec, exact Φ', precision: 'float64', cdf: 'exact' };
+  return { ...createSpecOps({ logLikelihood: exactPhiLogLikelihood }), name: 'float64 spec, exact Φ', precision: 'float64', cdf: 'exact' };
 }
 
 /** A float32 likelihood with the correctly rounded tanh (other last bits than torch's). */

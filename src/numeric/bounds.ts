@@ -112,7 +112,7 @@ export interface DgllBound {
   bound: number;
   /** The float32 bin probability of either side may round to or below the clamp 1e−12: the values are not comparable. */
   saturated: boolean;
-  /** Largest |Δ| possible even when saturated: both values lie in [log 1e−12, log(p + errors)]. */
+  /** Largest |Δ| possible when saturated: the distance between the sets of values each side may return. */
   range: number;
   p: number;
 }
@@ -137,7 +137,11 @@ export function dgllBound(el: DgllElement, ref: Precision, impl: Precision, opts
   const e = r.pErr + i.pErr + model;
   const p = r.p;
   const logP = Math.log(Math.max(p, LOG_CLAMP_P));
-  const range = Math.log(Math.max(p + e, LOG_CLAMP_P)) - Math.log(LOG_CLAMP_P);
+  // Saturated: the reference's value lies in [log 1e−12, log(P + e_ref)], the implementation's in
+  // [log max(P − e_impl, 1e−12), log(P + e_impl)]; the range is the largest distance between the two sets.
+  const eI = i.pErr + model;
+  const lo = Math.log(Math.max(p - eI, LOG_CLAMP_P));
+  const range = Math.max(Math.log(Math.max(p + eI, LOG_CLAMP_P)) - Math.log(LOG_CLAMP_P), Math.log(Math.max(p + r.pErr + eI, LOG_CLAMP_P)) - lo);
   if (!(p - e > LOG_CLAMP_P) || !(e < p)) return { bound: Infinity, saturated: true, range, p };
   const bound = -Math.log1p(-e / p) + (uR + uI) * Math.abs(logP) + 2 * uR;
   return { bound, saturated: false, range, p };
