@@ -17,9 +17,9 @@ import { normalCdf } from '../../spec/gaussian/normal1d.ts';
 
 const EDGE32 = Math.fround(0.999);
 
-/** improved-diffusion's discretized_gaussian_log_likelihood for one element, each operation rounded by `r`. */
-export function tanhLogLikelihood(x: number, mean: number, logScale: number, r: (v: number) => number = (v) => v): number {
-  const cdf = (z: number) => r(0.5 * r(1 + r(Math.tanh(r(r(Math.sqrt(2 / Math.PI)) * r(z + r(0.044715 * r(r(z * z) * z))))))));
+/** improved-diffusion's discretized_gaussian_log_likelihood for one element, each operation rounded by `r`, with the given tanh. */
+export function tanhLogLikelihood(x: number, mean: number, logScale: number, r: (v: number) => number = (v) => v, tanh: (y: number) => number = Math.tanh): number {
+  const cdf = (z: number) => r(0.5 * r(1 + r(tanh(r(r(Math.sqrt(2 / Math.PI)) * r(z + r(0.044715 * r(r(z * z) * z))))))));
   const c = r(x - mean);
   const s = r(Math.exp(-logScale));
   const plus = cdf(r(s * r(c + r(1 / 255))));
@@ -36,11 +36,11 @@ function mapTensor(ts: Tensor[], f: (...v: number[]) => number): Tensor {
   return { shape: [...a.shape], data: Float64Array.from(a.data, (_, i) => f(...ts.map((t) => t.data[i]))) };
 }
 
-/** The 13 buffers from betas with ᾱ_t = exp(Σ_{s ≤ t} log(1 − β_s)) (float64). */
+/** The 13 buffers from betas with ᾱ_t = exp(Σ_{s ≤ t} log α_s), α = 1 − β (float64, as `np.exp(np.cumsum(np.log(alphas)))`). */
 export function buffersThroughLogs(betas: Float64Array): Record<BufferName, Tensor> {
   const T = betas.length;
   let S = 0;
-  const ab = Float64Array.from(betas, (b) => Math.exp((S += Math.log1p(-b))));
+  const ab = Float64Array.from(betas, (b) => Math.exp((S += Math.log(1 - b))));
   const prev = Float64Array.from({ length: T }, (_, t) => (t === 0 ? 1 : ab[t - 1]));
   const next = Float64Array.from({ length: T }, (_, t) => (t === T - 1 ? 0 : ab[t + 1]));
   const pv = Float64Array.from(betas, (b, t) => (b * (1 - prev[t])) / (1 - ab[t]));

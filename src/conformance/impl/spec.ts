@@ -285,12 +285,15 @@ const meanSquared = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
  * The float64 spec as a {@link DiffusionOps}.
  *
  * @param opts.logLikelihood - the discretised log-likelihood of one element for every operation that uses it (the
- *   decoder term too); default the spec's exact-Φ `discretizedGaussianLogLikelihood`
+ *   decoder term too), declared as the tanh convention; default the spec's exact-Φ `discretizedGaussianLogLikelihood`
  */
 export function createSpecOps(opts: { logLikelihood?: LogLikelihood } = {}): DiffusionOps {
   const dgll = opts.logLikelihood ?? discretizedGaussianLogLikelihood;
   const ops: DiffusionOps = {
     name: 'spec (float64)',
+    precision: 'float64',
+    // The spec's own likelihood integrates the exact Φ (Ho et al. eq. 13).
+    cdf: opts.logLikelihood ? 'tanh' : 'exact',
 
     async schedule(a) {
       return { betas: tensor1d(guard('schedule', () => namedBetas(a))) };
