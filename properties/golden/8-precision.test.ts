@@ -3,6 +3,7 @@ import { referenceOps } from '../../src/conformance/impl/reference.ts';
 import { ScheduleIndex } from '../../src/golden/context.ts';
 import { formatRow, loadGolden, readGoldenFile, replay, type DiffusionOps, type GoldenCase, type Row, type Tensor } from '../../src/golden/index.ts';
 import { dgllAtol } from '../../src/golden/tolerances.ts';
+import { runLaws } from '../../src/conformance/laws.ts';
 import { GOLDEN_DIR } from './replay.ts';
 import { exactPhiOps, float32TanhOps, float64LogOps } from './precisionImpls.ts';
 
@@ -102,6 +103,14 @@ describe('5.8 Precision: one derived bound judges float32 and float64 implementa
       // The cases whose decoder mean is near x₀ (no saturated pixel) resolve the term to ~1e−3 bits.
       expect(rows.filter((r) => r.verdict === 'fail').length, `${what}: ${rows.map((r) => r.detail).join('\n')}`).toBeGreaterThanOrEqual(4);
       for (const r of rows.filter((x) => x.verdict === 'fail')) expect(r.detail).toMatch(/t = 0/);
+    }
+  });
+
+  it('the laws of the spec hold for both float64 test implementations at the precision they declare  [golden.precision.float64LawsPass]', async () => {
+    for (const impl of [float64LogOps(), exactPhiOps()]) {
+      const rows = await runLaws(impl, { arith: impl.precision ?? 'float32' });
+      expect(rows.filter((r) => r.verdict !== 'pass').map((r) => `${r.quantity}: ${r.detail}`), impl.name).toEqual([]);
+      expect(rows.length).toBeGreaterThan(10);
     }
   });
 

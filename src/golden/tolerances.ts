@@ -33,7 +33,7 @@ export const GOLDEN_TOL = {
   /** a·x − b·y with large coefficients: the bound scales with the size of the terms (see elementAtol). */
   qDifference: override(
     { rtol: 0, atol: 1e-6 },
-    'README: a·x − b·y with large a, b (√(1/ᾱ) = 20291 at cosine T=1000, t=999) errs in proportion to its terms, not its result: atol = 5e−7·(|a·x|+|b·y|) + 1e−6',
+    'a·x − b·y with large a, b (√(1/ᾱ) = 20291 at cosine T=1000, t=999) errs in proportion to its terms, not its result (docs/numerics.md, "Differences of large terms"): atol = 4(u₃₂ + u_impl)·(|a·x|+|b·y|) + 1e−6 (the README measured 1.5e−7·(|a·x|+|b·y|) for float64 code)',
   ),
   /** p_mean_variance outputs. */
   pMeanVariance: override({ rtol: 1e-4, atol: 1e-5 }, 'README: rtol 1e−4 + atol 1e−5 for p_mean_variance outputs (x̂₀ amplifies float32 rounding by up to √(1/ᾱ_t))'),
