@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { alphaBarRelErr, bufferErrors, dgllBound, DERIVED_BUFFERS, LOG_CLAMP_P, TANH_CDF_MAX_ERR, UNIT_ROUNDOFF } from '../../src/numeric/bounds.ts';
+import { alphaBarRelErr, bufferErrors, dgllBound, LOG_CLAMP_P, TANH_CDF_MAX_ERR, UNIT_ROUNDOFF } from '../../src/numeric/bounds.ts';
+import { BUFFER_NAMES, type BufferName } from '../../src/conformance/ops.ts';
 import { normalCdf } from '../../spec/gaussian/normal1d.ts';
 import { cosineBetas, improvedLinearBetas } from '../../spec/ddpm/schedule.ts';
 import { buffersThroughLogs, exactPhiLogLikelihood, tanhLogLikelihood } from '../golden/precisionImpls.ts';
@@ -110,9 +111,9 @@ describe('0.4 Derived error bounds: condition number × unit roundoff, plus a fl
       const logs = buffersThroughLogs(b);
       let p = 1;
       const prod = Float64Array.from(b, (beta) => (p *= 1 - beta));
-      for (const name of DERIVED_BUFFERS) {
+      for (const name of BUFFER_NAMES) {
         // Both sides float64: the bound is the sum of two float64 bounds.
-        const bound = bufferErrors(name, { betas: b, alphas_cumprod: prod }, UNIT_ROUNDOFF.float64).map((v) => 2 * v);
+        const bound = bufferErrors(name, { betas: b, alphas_cumprod: prod }, UNIT_ROUNDOFF.float64)!.map((v) => 2 * v);
         const fromProd = downstream(name, b, prod);
         for (let t = 0; t < b.length; t++) {
           const d = Math.abs(logs[name].data[t] - fromProd[t]);
@@ -129,7 +130,7 @@ describe('0.4 Derived error bounds: condition number × unit roundoff, plus a fl
     const ref = downstream('posterior_mean_coef1', b, prod)[0];
     // Another float64 computation of ᾱ (logs, another summation order) may differ by a couple of ulps.
     const twoUlps = downstream('posterior_mean_coef1', b, prod.map((v) => v * (1 + 2 * UNIT_ROUNDOFF.float64)))[0];
-    const bound = 2 * bufferErrors('posterior_mean_coef1', { betas: b, alphas_cumprod: prod }, UNIT_ROUNDOFF.float64)[0];
+    const bound = 2 * bufferErrors('posterior_mean_coef1', { betas: b, alphas_cumprod: prod }, UNIT_ROUNDOFF.float64)![0];
     expect(Math.abs(twoUlps - ref) / Math.abs(ref), 'relative error: beyond the old rtol 1e−12').toBeGreaterThan(1e-12);
     expect(Math.abs(twoUlps - ref)).toBeLessThanOrEqual(bound);
     let p32 = 1;
@@ -140,11 +141,12 @@ describe('0.4 Derived error bounds: condition number × unit roundoff, plus a fl
 });
 
 /** One buffer from betas and a given ᾱ (float64), by the reference's formulas. */
-function downstream(name: (typeof DERIVED_BUFFERS)[number], b: Float64Array, ab: Float64Array): Float64Array {
+function downstream(name: BufferName, b: Float64Array, ab: Float64Array): Float64Array {
   const T = b.length;
   const a = (t: number) => (t < 0 ? 1 : t >= T ? 0 : ab[t]);
   const pv = (t: number) => (b[t] * (1 - a(t - 1))) / (1 - a(t));
-  const f: Record<(typeof DERIVED_BUFFERS)[number], (t: number) => number> = {
+  const f: Record<BufferName, (t: number) => number> = {
+    betas: (t) => b[t],
     alphas_cumprod: (t) => a(t),
     alphas_cumprod_prev: (t) => a(t - 1),
     alphas_cumprod_next: (t) => a(t + 1),

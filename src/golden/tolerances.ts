@@ -7,8 +7,8 @@
  * @module
  */
 import { createSpecOps } from '../conformance/impl/spec.ts';
-import type { DiffusionArgs, ModelSpec } from '../conformance/ops.ts';
-import { bufferErrors, decoderBitsBound, dgllBound, UNIT_ROUNDOFF, type DerivedBuffer, type Precision } from '../numeric/bounds.ts';
+import type { BufferName, DiffusionArgs, ModelSpec } from '../conformance/ops.ts';
+import { bufferErrors, decoderBitsBound, dgllBound, UNIT_ROUNDOFF, type Precision } from '../numeric/bounds.ts';
 import { fmt } from '../numeric/close.ts';
 import { override, type Tolerance } from '../numeric/tolerance.ts';
 import type { DiffusionOps, ElementAtol, Tensor } from './types.ts';
@@ -122,10 +122,11 @@ export function dgllAtol(x: Tensor, means: Tensor, logScales: Tensor, impl: Pick
  * The per-element bound of a float64 buffer recorded by the reference (numpy, float64) against an implementation of
  * the declared precision: {@link bufferErrors} of both precisions.
  */
-export function bufferAtol(name: DerivedBuffer, buffers: { betas: ArrayLike<number>; alphas_cumprod: ArrayLike<number> }, impl: Pick<DiffusionOps, 'precision'>): ElementAtol {
+export function bufferAtol(name: BufferName, buffers: { betas: ArrayLike<number>; alphas_cumprod: ArrayLike<number> }, impl: Pick<DiffusionOps, 'precision'>): ElementAtol {
   const prec = precisionOf(impl);
   const ref = bufferErrors(name, buffers, UNIT_ROUNDOFF.float64);
   const imp = bufferErrors(name, buffers, UNIT_ROUNDOFF[prec]);
+  if (!ref || !imp) throw new Error(`bufferAtol: no derived bound for the buffer ${name}`);
   const values = ref.map((v, i) => v + imp[i]);
   return { values, formula: `Σ over float64 and ${prec} of the propagated error of ᾱ (r_t = 2u(t+1)(1+|log ᾱ_t|) + u); largest ${fmt(Math.max(...values))}` };
 }

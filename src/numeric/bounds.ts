@@ -189,23 +189,6 @@ export function alphaBarRelErr(t: number, alphaBar: number, u: number): number {
   return 2 * u * (t + 1) * (1 + Math.abs(Math.log(alphaBar))) + u;
 }
 
-/** Buffers whose bound is derived here; the others are compared with the table. */
-export const DERIVED_BUFFERS = [
-  'alphas_cumprod',
-  'alphas_cumprod_prev',
-  'alphas_cumprod_next',
-  'sqrt_alphas_cumprod',
-  'sqrt_one_minus_alphas_cumprod',
-  'log_one_minus_alphas_cumprod',
-  'sqrt_recip_alphas_cumprod',
-  'sqrt_recipm1_alphas_cumprod',
-  'posterior_variance',
-  'posterior_log_variance_clipped',
-  'posterior_mean_coef1',
-  'posterior_mean_coef2',
-] as const;
-export type DerivedBuffer = (typeof DERIVED_BUFFERS)[number];
-
 /**
  * Per-element absolute error bounds of one buffer computed in unit roundoff u from float64 betas, by first-order
  * propagation of r_t ({@link alphaBarRelErr}) through each formula (condition numbers: ᾱ/(1 − ᾱ) for 1 − ᾱ, ½ for a
@@ -213,6 +196,7 @@ export type DerivedBuffer = (typeof DERIVED_BUFFERS)[number];
  *
  * | buffer | relative error |
  * |---|---|
+ * | β (stored in the working precision) | u |
  * | ᾱ_t, ᾱ_{t−1}, ᾱ_{t+1} | r_t, r_{t−1}, r_{t+1} |
  * | √ᾱ, 1/√ᾱ | r/2 + 2u |
  * | √(1 − ᾱ) | r₁/2 + u, with r₁ = r·ᾱ/(1 − ᾱ) + u |
@@ -222,9 +206,11 @@ export type DerivedBuffer = (typeof DERIVED_BUFFERS)[number];
  * | (1 − ᾱ_{t−1})√α/(1 − ᾱ) | r₁′ + r₁ + 4u |
  * | log(1 − ᾱ), log of the clipped posterior variance | absolute: the relative error of the argument + u·|log| |
  *
+ * @param name - one of the buffer names of `GaussianDiffusion` (`BUFFER_NAMES` of the conformance vocabulary)
  * @param buffers - the float64 buffers (at least `betas` and `alphas_cumprod`), as the reference recorded them
+ * @returns the bounds, or undefined for a name this table does not know
  */
-export function bufferErrors(name: DerivedBuffer, buffers: { betas: ArrayLike<number>; alphas_cumprod: ArrayLike<number> }, u: number): Float64Array {
+export function bufferErrors(name: string, buffers: { betas: ArrayLike<number>; alphas_cumprod: ArrayLike<number> }, u: number): Float64Array | undefined {
   const ab = buffers.alphas_cumprod;
   const T = ab.length;
   const a = (t: number) => (t < 0 ? 1 : t >= T ? 0 : ab[t]);
@@ -238,6 +224,7 @@ export function bufferErrors(name: DerivedBuffer, buffers: { betas: ArrayLike<nu
     let abs = 0;
     let v: number;
     switch (name) {
+      case 'betas': (v = buffers.betas[t]), (rel = u); break;
       case 'alphas_cumprod': (v = a(t)), (rel = r(t)); break;
       case 'alphas_cumprod_prev': (v = a(t - 1)), (rel = r(t - 1)); break;
       case 'alphas_cumprod_next': (v = a(t + 1)), (rel = r(t + 1)); break;
@@ -254,6 +241,7 @@ export function bufferErrors(name: DerivedBuffer, buffers: { betas: ArrayLike<nu
       }
       case 'posterior_mean_coef1': (v = (buffers.betas[t] * Math.sqrt(a(t - 1))) / (1 - a(t))), (rel = r(t - 1) / 2 + r1(t) + 4 * u); break;
       case 'posterior_mean_coef2': (v = ((1 - a(t - 1)) * Math.sqrt(1 - buffers.betas[t])) / (1 - a(t))), (rel = r1(t - 1) + r1(t) + 4 * u); break;
+      default: return undefined;
     }
     out[t] = rel * Math.abs(v) + abs;
   }
