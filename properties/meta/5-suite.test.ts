@@ -86,6 +86,7 @@ describe('9.5 The suite on any machine and under any seed', () => {
     const log = ' ✓ a\n FAIL  properties/x.test.ts > 1 A > b  [x.y.z]\n\u001b[31m FAIL  properties/x.test.ts > 1 A > b  [x.y.z]\u001b[39m\n';
     expect(failureLines(log)).toEqual(['properties/x.test.ts > 1 A > b  [x.y.z]']);
     expect(failureLines('\n  BackendError: DDPM_BACKEND="x" is not a backend\n at y')).toEqual(['BackendError: DDPM_BACKEND="x" is not a backend']);
+    expect(failureLines('x\nddpm-spec test run: DDPM_BACKEND=webgpu cannot be used: …\n')).toEqual(['ddpm-spec test run: DDPM_BACKEND=webgpu cannot be used: …']);
     expect(failureLines('nothing useful')).toEqual(['no FAIL line and no error line: see the full log']);
   });
 });

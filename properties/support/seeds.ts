@@ -54,13 +54,13 @@ interface Counts {
 
 /**
  * What failed, from a vitest log: the tests on its `FAIL` lines (de-duplicated), or else its first error line
- * (a run that stopped before any test, e.g. in the global set-up).
+ * (a run that stopped before any test, e.g. the set-up's `ddpm-spec test run: …` line).
  */
 export function failureLines(log: string): string[] {
   const lines = log.replace(/\u001b\[[0-9;]*m/g, '').split('\n');
   const tests = [...new Set(lines.filter((l) => /^\s*FAIL\s/.test(l)).map((l) => l.trim().replace(/^FAIL\s+/, '')))];
   if (tests.length > 0) return tests;
-  const error = lines.find((l) => /^\s*\w*Error\b.*:/.test(l));
+  const error = lines.find((l) => /^\s*(\w*Error\b.*:|ddpm-spec test run: )/.test(l));
   return [error === undefined ? 'no FAIL line and no error line: see the full log' : error.trim()];
 }
 
