@@ -4,9 +4,10 @@
  * seed is a defect; this is how to find one before a user does.
  *
  * By default it runs the spec and numeric properties (`properties/numeric`, `probability`, `gaussian`, `ddpm`:
- * seconds per seed); `--all` runs the whole suite (minutes per seed), and explicit paths run those. The backend
- * is the usual one (`DDPM_BACKEND` applies). Each seed prints one line; a failing seed also prints the failing
- * tests and keeps the full log. Exit code 0 when every seed passes, 1 when one fails, 2 for bad arguments.
+ * every fast-check law of the maths, without the slow tfjs files); `--all` runs the whole suite, and explicit
+ * paths run those. The backend is the usual one (`DDPM_BACKEND` applies). Each seed prints one line; a failing
+ * seed also prints the failing tests and keeps the full log. Exit code 0 when every seed passes, 1 when one
+ * fails, 2 for bad arguments.
  */
 import { spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
