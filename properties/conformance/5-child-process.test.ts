@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.ts';
 import { connectStdio, ImplError } from '../../src/conformance/impl/stdio.ts';
 import type { Tensor } from '../../src/conformance/ops.ts';
+import { rejection } from './support.ts';
 
 const fixture = fileURLToPath(new URL('./fixtures/misbehaving-impl.mjs', import.meta.url));
 const bin = fileURLToPath(new URL('../../bin/ddpm-spec.mjs', import.meta.url));
@@ -67,15 +68,6 @@ function runCli(args: string[], opts: { onStart?: (pid: number) => void } = {}):
   return new Promise((resolve) => p.on('close', (code, signal) => resolve({ code, signal, out, seconds: (Date.now() - t0) / 1000 })));
 }
 
-/** The error `p` rejects with (fails the test if it resolves). */
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
-}
 
 describe('8.5 The child process cannot hang the checker: its whole process group is stopped, its answers are bounded', () => {
   it('a child that ignores SIGTERM is stopped with SIGKILL after the grace period, with every process of its group  [conformance.stdio.sigtermIgnoredStillStopped]', async () => {
@@ -123,26 +115,26 @@ describe('8.5 The child process cannot hang the checker: its whole process group
     expect(Date.now() - t0).toBeLessThan(8000);
   });
 
-  it('an answer line longer than the cap is refused unread with a one-line error  [conformance.stdio.lineCapRefused]', async () => {
-    const ops = await connectStdio(impl('huge-line'), { timeoutS: 30, maxLineBytes: 1024 * 1024, graceS: 1 });
+  /** The one-line error the first call to an implementation in `mode` fails with. */
+  async function firstCallError(mode: string, maxLineBytes?: number): Promise<Error> {
+    const ops = await connectStdio(impl(mode), { timeoutS: 30, maxLineBytes, graceS: 1 });
     try {
-      const e = await rejection(ops.approx_standard_normal_cdf!(x));
-      expect(e).toBeInstanceOf(ImplError);
-      expect(e.message).toBe('approx_standard_normal_cdf (request 1): line 2 of its stdout is longer than 1 MiB, the most one answer may take (MAX_LINE_BYTES); it was refused unread');
+      return await rejection(ops.approx_standard_normal_cdf!(x));
     } finally {
       await ops.close();
     }
+  }
+
+  it('an answer line longer than the cap is refused unread with a one-line error  [conformance.stdio.lineCapRefused]', async () => {
+    const e = await firstCallError('huge-line', 1024 * 1024);
+    expect(e).toBeInstanceOf(ImplError);
+    expect(e.message).toBe('approx_standard_normal_cdf (request 1): line 2 of its stdout is longer than 1 MiB, the most one answer may take (MAX_LINE_BYTES); it was refused unread');
   });
 
   it('an answer nested deeper than 3 levels of objects around a tensor of rank ≤ 8 is refused unparsed with a one-line error  [conformance.stdio.depthCapRefused]', async () => {
-    const ops = await connectStdio(impl('deep'), { timeoutS: 30, graceS: 1 });
-    try {
-      const e = await rejection(ops.approx_standard_normal_cdf!(x));
-      expect(e).toBeInstanceOf(ImplError);
-      expect(e.message).toBe('approx_standard_normal_cdf (request 1): line 2 of its stdout is nested more than 11 levels deep: a message holds at most 3 levels of objects around tensors of rank ≤ 8; it was refused unparsed');
-    } finally {
-      await ops.close();
-    }
+    const e = await firstCallError('deep');
+    expect(e).toBeInstanceOf(ImplError);
+    expect(e.message).toBe('approx_standard_normal_cdf (request 1): line 2 of its stdout is nested more than 11 levels deep: a message holds at most 3 levels of objects around tensors of rank ≤ 8; it was refused unparsed');
   });
 
   it('`check --impl` ends within its timeout plus the grace period, leaving no process, for a child that ignores SIGTERM or leaves a grandchild on stdout  [conformance.check.childCannotHang]', async () => {
