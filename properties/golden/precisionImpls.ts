@@ -89,7 +89,7 @@ export function exactPhiLogLikelihood(x: number, mean: number, logScale: number)
 
 /** The float64 spec with the exact-Φ likelihood, declared as such. */
 export function exactPhiOps(): DiffusionOps {
-  return { ...createSpecOps({ logLikelihood: exactPhiLogLikelihood }), name: 'float64 spec, exact Φ', precision: 'float64', cdf: 'exact' };
+  return { ...createSpecOps({ logLikelihood: exactPhiLogLikelihood, cdf: 'exact' }), name: 'float64 spec, exact Φ', precision: 'float64' };
 }
 
 /** A float32 likelihood with the correctly rounded tanh (other last bits than torch's). */
