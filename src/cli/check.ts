@@ -316,7 +316,7 @@ export async function runCheck(opts: CheckOptions = {}): Promise<Report> {
     }
     if (runTheLaws) {
       opts.onStage?.(LAWS_FILE);
-      await runLaws(impl, { arith: opts.impl === undefined && opts.builtin === 'spec' ? 'float64' : 'float32', seed: opts.seed, onRow: add });
+      await runLaws(impl, { arith: impl.precision ?? 'float32', seed: opts.seed, onRow: add });
     }
   } finally {
     await stdio?.close();
