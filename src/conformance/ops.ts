@@ -21,6 +21,7 @@
  */
 
 import type { Precision } from '../numeric/bounds.ts';
+import { DIFFUSERS_OP_NAMES, type DiffusersOps } from './diffusersOps.ts';
 
 /** A dense row-major tensor of doubles. */
 export interface Tensor {
@@ -91,7 +92,7 @@ export interface DiffusionArgs {
 }
 
 /** The operations. Every one is optional; all take and return tensors as described above. */
-export interface DiffusionOps {
+export interface DiffusionOps extends DiffusersOps {
   /** A short name for reports (e.g. `reference (tfjs, wasm)`). */
   readonly name: string;
   /** The arithmetic it computes in (default float32): golden tolerances and laws use the bounds of that precision. */
@@ -199,6 +200,7 @@ export const OP_NAMES = [
   'ddim_reverse_step',
   'space_timesteps',
   'respace',
+  ...DIFFUSERS_OP_NAMES,
 ] as const satisfies ReadonlyArray<Exclude<keyof DiffusionOps, 'name' | 'precision' | 'cdf'>>;
 export type OpName = (typeof OP_NAMES)[number];
 

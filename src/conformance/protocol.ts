@@ -34,6 +34,7 @@ import { z } from 'zod';
 import { JsonTensor, decodeTensor, encodeTensor, type JsonDtype } from '../formats/jsonTensor.ts';
 import { FormatError } from '../formats/errors.ts';
 import { BUFFER_NAMES, OP_NAMES, type DiffusionOps, type OpName, type Tensor } from './ops.ts';
+import { DIFFUSERS_OP_WIRE } from './diffusersOps.ts';
 
 /** The protocol version this checker speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -181,6 +182,7 @@ export const OP_WIRE: Record<OpName, OpWire> = {
     args: z.object({ use_timesteps: z.array(z.number().int().nonnegative()) }),
     outputs: ['betas', 'timestep_map'],
   }),
+  ...DIFFUSERS_OP_WIRE,
 };
 
 // ---------------------------------------------------------------------------------------------------------
