@@ -23,11 +23,11 @@
  * @module
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { FormatError } from '../../src/formats/errors.ts';
-import { readSafetensors, writeSafetensors, type StTensor, type StTensorIn } from '../../src/formats/safetensors.ts';
+import { firstNonFinite, readSafetensors, writeSafetensors, type StTensor, type StTensorIn } from '../../src/formats/safetensors.ts';
 import { RngState } from '../../src/numeric/rng.ts';
 import { saveCheckpoint as saveUnetCheckpoint } from '../unet/checkpoint.ts';
 import { TrainConfig } from './config.ts';
@@ -246,12 +246,17 @@ export function readTrainCheckpoint(dir: string): LoadedCheckpoint {
     const i = r.error.issues[0];
     throw new FormatError(file, `__metadata__.${TRAIN_STATE_KEY}.${i.path.join('.')}`, i.message);
   }
+  const named = CKPT_RE.exec(basename(resolve(dir)));
+  if (named !== null && Number(named[1]) !== r.data.step) {
+    throw new FormatError(file, `__metadata__.${TRAIN_STATE_KEY}.step`, `is ${r.data.step}, but the directory is named for step ${Number(named[1])} (a copied or altered checkpoint?)`);
+  }
   return { dir, file, state: r.data, tensors: st.tensors };
 }
 
 /**
  * Check that a checkpoint's tensors fit a model (names and shapes of weights, EMA and both moments), listing
- * every problem at once. Throws {@link FormatError} naming the file and the first tensor.
+ * every problem at once, and that every value is finite (Adam's second moment also non-negative). Throws
+ * {@link FormatError} naming the file and the first tensor (and, for a bad value, its first bad index).
  */
 export function checkCheckpointFits(ck: LoadedCheckpoint, model: TrainableModel): void {
   const problems: string[] = [];
@@ -266,6 +271,13 @@ export function checkCheckpointFits(ck: LoadedCheckpoint, model: TrainableModel)
       else if (t.dtype !== 'F32') problems.push(`${key}: dtype ${t.dtype}, expected F32`);
       else if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
         problems.push(`${key}: shape [${t.shape.join(',')}] in the checkpoint, the model expects [${want.join(',')}]`);
+      } else {
+        const bad = firstNonFinite(t.data as Float32Array);
+        if (bad >= 0) throw new FormatError(ck.file, key, `element ${bad} (flat, row-major) is ${t.data[bad]}; a checkpoint must hold finite numbers only (it cannot be resumed or evaluated)`);
+        if (prefix === 'adam_v') {
+          const neg = (t.data as Float32Array).findIndex((x) => x < 0);
+          if (neg >= 0) throw new FormatError(ck.file, key, `element ${neg} (flat, row-major) is ${t.data[neg]}; Adam's second moment cannot be negative`);
+        }
       }
     }
   }

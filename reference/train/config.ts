@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { FormatError } from '../../src/formats/errors.ts';
+import { FormatError, jsonErrorWithoutInput } from '../../src/formats/errors.ts';
 import { MlpConfig } from '../mlp/model.ts';
 import { UNetConfig } from '../unet/config.ts';
 
@@ -135,7 +135,7 @@ export function readTrainConfig(path: string): TrainConfig {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new FormatError(path, '', `not valid JSON (${(e as Error).message})`);
+    throw new FormatError(path, '', `not valid JSON (${jsonErrorWithoutInput(e)})`);
   }
   return parseTrainConfig(json, path);
 }

@@ -17,7 +17,7 @@
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { FormatError } from '../../src/formats/errors.ts';
+import { FormatError, jsonErrorWithoutInput } from '../../src/formats/errors.ts';
 import { writeFileAtomic } from '../../src/io/atomic.ts';
 import { UNetConfig } from './config.ts';
 import { countParams, type UNetParams } from './params.ts';
@@ -114,7 +114,7 @@ export function readCheckpointConfig(dir: string): CheckpointConfig {
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new FormatError(file, '', `cannot read the checkpoint configuration (${(e as Error).message.split('\n')[0]})`);
+    throw new FormatError(file, '', `cannot read the checkpoint configuration (${jsonErrorWithoutInput(e)})`);
   }
   const r = CheckpointConfig.safeParse(json);
   if (!r.success) {
