@@ -244,3 +244,14 @@ export function scheduleWarning(betas: ArrayLike<number>): string | null {
   for (let t = 0; t < betas.length; t++) abar *= 1 - betas[t];
   return abar > 0.01 ? `ᾱ_T = ${abar.toPrecision(3)}: x_T keeps √ᾱ_T = ${Math.sqrt(abar).toPrecision(3)} of the data, so sampling from N(0, I) starts from the wrong distribution; increase β or T` : null;
 }
+
+/**
+ * {@link degenerateSchedule} of Ho et al.'s schedule `name(beta_start, beta_end, T)`; null also when the
+ * arguments themselves are out of range (a schema reports those, naming their fields; zod runs an object's
+ * refinements even after a field failed its bounds, and a T of 10¹⁵ must not allocate its schedule).
+ */
+export function degenerateHoSchedule(name: string, betaStart: number, betaEnd: number, T: number): ScheduleProblem | null {
+  const inRange = (b: number): boolean => typeof b === 'number' && b > 0 && b <= 1;
+  if (!(HO_SCHEDULES as readonly string[]).includes(name) || !inRange(betaStart) || !inRange(betaEnd) || !Number.isInteger(T) || T < 2 || T > 1_000_000) return null;
+  return degenerateSchedule(hoBetaSchedule(name, betaStart, betaEnd, T));
+}

@@ -120,7 +120,7 @@ function fsyncDir(dir: string): void {
  * Make sure `outDir` exists and is writable, with an error naming it when not (before any training work).
  */
 export function prepareOutDir(outDir: string): void {
-  refuseUnusableOutput(outDir, outDir);
+  refuseUnusableOutput('the output directory', outDir);
   try {
     mkdirSync(outDir, { recursive: true });
   } catch (e) {

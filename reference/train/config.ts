@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { FormatError, jsonErrorWithoutInput } from '../../src/formats/errors.ts';
-import { degenerateSchedule, hoBetaSchedule } from '../diffusion/schedules.ts';
+import { degenerateHoSchedule } from '../diffusion/schedules.ts';
 import { MlpConfig } from '../mlp/model.ts';
 import { UNetConfig } from '../unet/config.ts';
 
@@ -114,7 +114,7 @@ export const TrainConfig = z
       ctx.addIssue({ code: 'custom', path: ['diffusion', 'beta_start'], message: `must not exceed beta_end (${c.diffusion.beta_end}), got ${c.diffusion.beta_start}` });
     }
     const d = c.diffusion;
-    const bad = degenerateSchedule(hoBetaSchedule(d.beta_schedule, d.beta_start, d.beta_end, d.num_diffusion_timesteps));
+    const bad = degenerateHoSchedule(d.beta_schedule, d.beta_start, d.beta_end, d.num_diffusion_timesteps);
     if (bad !== null) ctx.addIssue({ code: 'custom', path: ['diffusion', bad.field], message: `${d.beta_schedule} schedule: ${bad.message}` });
   });
 export type TrainConfig = z.infer<typeof TrainConfig>;

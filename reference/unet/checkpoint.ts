@@ -17,7 +17,7 @@
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { degenerateSchedule, hoBetaSchedule } from '../diffusion/schedules.ts';
+import { degenerateHoSchedule } from '../diffusion/schedules.ts';
 import { FormatError, jsonErrorWithoutInput } from '../../src/formats/errors.ts';
 import { writeFileAtomic } from '../../src/io/atomic.ts';
 import { UNetConfig } from './config.ts';
@@ -38,7 +38,7 @@ export const DiffusionSettings = z
   })
   .strict()
   .superRefine((d, ctx) => {
-    const bad = degenerateSchedule(hoBetaSchedule(d.beta_schedule, d.beta_start, d.beta_end, d.num_diffusion_timesteps));
+    const bad = degenerateHoSchedule(d.beta_schedule, d.beta_start, d.beta_end, d.num_diffusion_timesteps);
     if (bad !== null) ctx.addIssue({ code: 'custom', path: [bad.field], message: `${d.beta_schedule} schedule: ${bad.message}` });
   });
 export type DiffusionSettings = z.infer<typeof DiffusionSettings>;

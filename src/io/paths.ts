@@ -44,7 +44,12 @@ function existingAncestor(path: string): string {
  * @throws {@link FormatError} naming the option and the path
  */
 export function refuseUnusableOutput(option: string, path: string): void {
-  const link = lstatSync(path, { throwIfNoEntry: false });
+  let link;
+  try {
+    link = lstatSync(path, { throwIfNoEntry: false });
+  } catch {
+    return; // a parent is not a directory: the caller's mkdir names that
+  }
   if (link?.isSymbolicLink() && !existsSync(path)) throw new FormatError(option, '', `${path} is a symbolic link to a path that does not exist`);
   const base = existingAncestor(path);
   let kind: string | undefined;
