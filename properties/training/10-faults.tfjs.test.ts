@@ -86,6 +86,13 @@ describe('7.10 Faults: kills, concurrent runs and poisoned checkpoints', () => {
     try {
       await train({ config: config(), dataName: 'moons', openData: moons, outDir: whole, steps: STEPS });
       const want = { tensors: tensorBytes(whole), log: logOf(whole) };
+      // a session that ends inside a log interval (--steps 7, log every 4) writes a partial record, which the resumed run replaces
+      const cut = tmp();
+      dirs.push(cut);
+      await train({ config: config(), dataName: 'moons', openData: moons, outDir: cut, steps: 7 });
+      expect(logOf(cut).at(-1)).toMatch(/^\{"step":7,.*"partial":true\}$/);
+      await train({ dataName: 'moons', openData: moons, outDir: cut, steps: STEPS, resume: true });
+      expect(logOf(cut), 'log after a session cut inside a log interval').toEqual(want.log);
       await fc.assert(
         fc.asyncProperty(fc.constantFrom(...POINTS), fc.integer({ min: 1, max: STEPS }), async (point, at) => {
           const out = tmp();

@@ -34,8 +34,11 @@ export function oneLine(s: string, maxBytes = MAX_LINE_BYTES): string {
     .replace(/[ \t]+/g, ' ')
     .trim();
   if (Buffer.byteLength(flat, 'utf8') <= maxBytes) return flat;
-  let cut = flat.slice(0, maxBytes - 40);
-  while (Buffer.byteLength(cut, 'utf8') > maxBytes - 40) cut = cut.slice(0, -1);
+  // cut the UTF-8 bytes, then drop a character the cut split (decoded as U+FFFD)
+  const cut = Buffer.from(flat, 'utf8')
+    .subarray(0, maxBytes - 40)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '');
   return `${cut} … (${flat.length - cut.length} more characters)`;
 }
 
