@@ -46,7 +46,8 @@ export function oneLine(s: string, maxBytes = MAX_LINE_BYTES): string {
 function isOutOfMemory(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
   const m = e.message;
-  return /^Aborted\(/.test(m) || /Array buffer allocation failed|Invalid typed array length|out of memory|Cannot enlarge memory/i.test(m);
+  // wasm's 32-bit heap: an allocation past 4 GiB aborts, or wraps an offset and faults on access
+  return /^Aborted\(/.test(m) || /Array buffer allocation failed|Invalid typed array length|out of memory|Cannot enlarge memory|memory access out of bounds/i.test(m);
 }
 
 /** How one failure is shown: the exit code and the line after `ddpm-spec <command>: `. */

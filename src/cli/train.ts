@@ -10,7 +10,9 @@
  * an MLP). `--steps` is the total number of steps: with `--resume` the run continues from the newest checkpoint
  * in DIR up to N. Progress goes to stderr: a bar with the loss, steps/s and the ETA on a terminal, plain lines
  * at every log interval otherwise. Exit codes: 0 done, 1 the loss or gradient became NaN/∞ (the last good
- * checkpoint is kept and named), 2 bad arguments, configuration, data or checkpoint (the file and field named).
+ * checkpoint is kept and named), 2 bad arguments, configuration, data or checkpoint (the file and field named),
+ * 3 the system refused (a batch too large for the backend, a full disk, --out locked by another run), 4 a bug
+ * (the table is in `common.ts`).
  *
  * @module
  */
