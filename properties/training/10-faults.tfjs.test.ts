@@ -14,6 +14,7 @@ import { readSafetensors, writeSafetensors } from '../../src/formats/safetensors
 import { SystemError } from '../../src/io/errors.ts';
 import { LOCK_FILE } from '../../src/io/lock.ts';
 import { Rng } from '../../src/numeric/rng.ts';
+import { differing, errorOf, tensorBytes } from './support/runs.ts';
 
 /**
  * A tiny MLP on two moons, with checkpoints more frequent than log records (every 3 and 4 steps), so that most
@@ -39,11 +40,6 @@ const tmp = (): string => mkdtempSync(join(tmpdir(), 'ddpm-faults-'));
 /** Thrown by a fault hook: the run stops there as if killed (its later writes never happen). */
 class SimulatedKill extends Error {}
 
-/** Every tensor of the newest checkpoint as base64 bytes. */
-function tensorBytes(out: string): Map<string, string> {
-  const ck = readTrainCheckpoint(latestCheckpointDir(out)!);
-  return new Map([...ck.tensors].map(([k, t]) => [k, Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64')]));
-}
 
 /** The log's records without the wall-clock fields (those differ between any two runs). */
 function logOf(out: string): string[] {
@@ -54,14 +50,6 @@ function logOf(out: string): string[] {
     .map(({ steps_per_s: _s, elapsed_s: _e, ...rest }) => JSON.stringify(rest));
 }
 
-async function errorOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error, but the run succeeded');
-}
 
 /** Rewrite one tensor of a training checkpoint in place. */
 function poison(file: string, key: string, index: number, value: number): void {
@@ -85,7 +73,7 @@ describe('7.10 Faults: kills, concurrent runs and poisoned checkpoints', () => {
     const dirs: string[] = [whole];
     try {
       await train({ config: config(), dataName: 'moons', openData: moons, outDir: whole, steps: STEPS });
-      const want = { tensors: tensorBytes(whole), log: logOf(whole) };
+      const want = { tensors: tensorBytes(latestCheckpointDir(whole)!), log: logOf(whole) };
       // a session that ends inside a log interval (--steps 7, log every 4) writes a partial record, which the resumed run replaces
       const cut = tmp();
       dirs.push(cut);
@@ -113,8 +101,7 @@ describe('7.10 Faults: kills, concurrent runs and poisoned checkpoints', () => {
             const resume = latestCheckpointDir(out) !== null;
             await train({ config: resume ? undefined : config(), dataName: 'moons', openData: moons, outDir: out, steps: STEPS, resume });
           }
-          const got = tensorBytes(out);
-          expect([...got.keys()].filter((k) => got.get(k) !== want.tensors.get(k)), `tensors differ after a kill at ${point}, step ≥ ${at}`).toEqual([]);
+          expect(differing(tensorBytes(latestCheckpointDir(out)!), want.tensors), `tensors differ after a kill at ${point}, step ≥ ${at}`).toEqual([]);
           expect(logOf(out), `log differs after a kill at ${point}, step ≥ ${at}`).toEqual(want.log);
           rmSync(out, { recursive: true, force: true });
         }),
