@@ -66,8 +66,7 @@ export async function main(argv: string[]): Promise<number> {
 export async function runCli(argv: string[], graceMs = 2000): Promise<number> {
   const debug = argv.includes('--debug') || process.env.DDPM_DEBUG === '1';
   const fatal = (e: unknown): void => {
-    const names = ['check', 'backend', 'sample', 'train', 'bpd'];
-    process.exit(reportFailure(e, argv.slice(2).find((a) => names.includes(a)) ?? '', argv, debug));
+    process.exit(reportFailure(e, commandOf(buildProgram({ value: 0 }), argv), argv, debug));
   };
   // prepend: these run before any handler a library (emscripten's glue) registers later
   process.prependListener('uncaughtException', fatal);
