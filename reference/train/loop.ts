@@ -450,8 +450,9 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
       if (step % config.checkpoint_every === 0 || step === opts.steps || outOfTime) await checkpoint();
       if (outOfTime) break;
     }
-    // the session ended inside a log interval (--steps or the time budget): log the partial interval too
-    if (acc.n > 0 && step > startStep) logRecord(performance.now(), true);
+    // The session ended inside a log interval (--steps or the time budget): log the partial interval too. A
+    // resumed session writes it again even without a step (truncateLog dropped it; a kill may have come first).
+    if (acc.n > 0) logRecord(performance.now(), true);
     if (step === startStep && lastCheckpoint === null) await checkpoint();
     const result: TrainResult = { config, step, startStep, lastCheckpoint, elapsedS: elapsed(), backend };
     if (opts.keepModel) {
