@@ -20,6 +20,8 @@
  * @module
  */
 
+import type { Precision } from '../numeric/bounds.ts';
+
 /** A dense row-major tensor of doubles. */
 export interface Tensor {
   shape: number[];
@@ -92,6 +94,13 @@ export interface DiffusionArgs {
 export interface DiffusionOps {
   /** A short name for reports (e.g. `reference (tfjs, wasm)`). */
   readonly name: string;
+  /** The arithmetic it computes in (default float32): golden tolerances and laws use the bounds of that precision. */
+  readonly precision?: Precision;
+  /**
+   * The CDF its discretised likelihood integrates: the reference code's tanh approximation (default) or the exact Φ
+   * of Ho et al. eq. 13; the likelihood bounds then add the approximation's largest error (`TANH_CDF_MAX_ERR`).
+   */
+  readonly cdf?: 'tanh' | 'exact';
 
   schedule?(a: ScheduleArgs): Promise<{ betas: Tensor }>;
   buffers?(a: { betas: Tensor }): Promise<Record<BufferName, Tensor>>;
@@ -190,7 +199,7 @@ export const OP_NAMES = [
   'ddim_reverse_step',
   'space_timesteps',
   'respace',
-] as const satisfies ReadonlyArray<Exclude<keyof DiffusionOps, 'name'>>;
+] as const satisfies ReadonlyArray<Exclude<keyof DiffusionOps, 'name' | 'precision' | 'cdf'>>;
 export type OpName = (typeof OP_NAMES)[number];
 
 /** An operation failed in the implementation with a message (e.g. `space_timesteps` refusing `ddim999`). */

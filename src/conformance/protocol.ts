@@ -207,6 +207,11 @@ export const HelloResponse = z.object({
     name: z.string().min(1).describe('a short name for reports, e.g. "my-ddpm 0.3 (numpy, float32)"'),
     ops: z.array(z.string()).describe('the operations implemented; the checker skips the others'),
     notes: z.string().optional().describe('anything the report should say about this implementation'),
+    precision: z.enum(['float32', 'float64']).optional().describe('the arithmetic it computes in (default float32): the golden bounds and the laws use that precision'),
+    cdf: z
+      .enum(['tanh', 'exact'])
+      .optional()
+      .describe("the CDF its discretised likelihood integrates: the reference code's tanh approximation (default) or the exact Φ"),
   }),
 });
 export type HelloResponse = z.infer<typeof HelloResponse>;

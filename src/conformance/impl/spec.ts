@@ -10,15 +10,20 @@
  * - **Tensors.** NCHW `{shape, data}`: the leading axis is the batch; each example (C·H·W numbers, contiguous) is
  *   handed to the spec as one flat vector, with its own timestep.
  * - **Models.** `tiny` is the golden data's fixed linear map, evaluated here in float64 with the timestep the
- *   diffusion code would hand to it (t, t·1000/T when `rescale_timesteps`, or `timestep_map[t]`); `output` is a
+ *   diffusion code would hand to it: t, or `timestep_map[t]` for a respaced diffusion, times 1000/T₀ when
+ *   `rescale_timesteps`, where T₀ is the number of steps of the diffusion the model was trained on (T, or
+ *   `original_num_timesteps` for a respaced one, as improved-diffusion's `_WrappedModel` scales); `output` is a
  *   fixed tensor. For learned variances the model has 2C channels: the first C are the mean part.
+ * - **Decoder.** The public code's convention (`tanhFloored`: the tanh-approximate CDF, probabilities floored at
+ *   10⁻¹²), which the golden data records, for `discretized_gaussian_log_likelihood` and the t = 0 term of
+ *   `training_losses` and `calc_bpd_loop`; `approx_standard_normal_cdf` is that CDF.
  *
  * - **Bits.** `training_losses` and `calc_bpd_loop` report the bound's terms as the reference code does: averaged over
  *   the non-batch dimensions and divided by ln 2; their gradients are not computed (`grads` is answered as
  *   unsupported).
  *
- * Operations the spec does not define (`approx_standard_normal_cdf`, the float32 tanh approximation; the UNet's
- * `timestep_embedding`; respacing) are left undefined and reported as skipped by the checker.
+ * Operations the spec does not define (the UNet's `timestep_embedding`; respacing) are left undefined and reported
+ * as skipped by the checker.
  *
  * @module
  */
@@ -30,7 +35,7 @@ import {
   cosineBetas,
   ddimReverseStep,
   ddimStep,
-  discretizedGaussianLogLikelihood,
+  discretizedGaussianLogLikelihoodTanh,
   epsFromX0,
   forwardMarginal,
   forwardPosterior,
@@ -41,6 +46,7 @@ import {
   posteriorMeanCoefficients,
   posteriorVariance,
   ancestralStep,
+  approxStandardNormalCdf,
   natsToBitsPerDim,
   posteriorMean,
   priorTerm,
@@ -134,10 +140,20 @@ function perExample<K extends string>(
   return out;
 }
 
-/** The timestep the diffusion code hands to the model, for 0-based t. */
-function modelTimestep(a: DiffusionArgs, tCode: number, T: number): number {
-  const t = a.timestep_map ? a.timestep_map[tCode] : tCode;
-  return a.rescale_timesteps ? (t * 1000) / T : t;
+/**
+ * The timestep the diffusion code hands to the model, for 0-based t: the respaced index mapped to its original
+ * timestep, then ×1000/T₀ when rescaled, T₀ the original number of steps (improved-diffusion's `_WrappedModel`).
+ */
+function modelTimestep(op: string, a: DiffusionArgs, tCode: number, T: number): number {
+  if (!a.timestep_map) return a.rescale_timesteps ? (tCode * 1000) / T : tCode;
+  if (a.timestep_map.length !== T) fail(op, `timestep_map must list T = ${T} original timesteps (one per respaced step), got ${a.timestep_map.length}`);
+  const t = a.timestep_map[tCode];
+  if (!a.rescale_timesteps) return t;
+  const T0 = a.original_num_timesteps;
+  if (T0 === undefined || !Number.isSafeInteger(T0) || T0 < 1) {
+    fail(op, `original_num_timesteps must be a positive integer when a respaced diffusion (timestep_map) rescales timesteps (the model sees timestep_map[t]·1000/original_num_timesteps), got ${String(T0)}`);
+  }
+  return (t * 1000) / T0;
 }
 
 /** The model's output for the batch x (NCHW) at 0-based timesteps tCode. */
@@ -155,7 +171,7 @@ function modelOutput(op: string, a: DiffusionArgs, model: ModelSpec, x: Tensor, 
   if (I !== C) fail(op, `model.W must have shape [out, ${C}] (C = ${C} input channels), got [${model.W.shape.join(',')}]`);
   const out = { shape: [B, O, ...rest], data: new Float64Array(B * O * HW) };
   for (let b = 0; b < B; b++) {
-    const tm = modelTimestep(a, tCode[b], T);
+    const tm = modelTimestep(op, a, tCode[b], T);
     for (let o = 0; o < O; o++) {
       const base = model.bias.data[o] + (model.tw.data[o] * tm) / 1000;
       for (let p = 0; p < HW; p++) {
@@ -260,11 +276,13 @@ function namedBetas(a: ScheduleArgs): number[] {
  * The reference code's `_vb_terms_bpd` for one example: at paper t ≥ 2 the KL between the posterior (with its
  * clipped log-variance) and the reverse step, at t = 1 the discretised decoder's −log p; mean over dimensions, bits.
  */
-function vbBits(s: Schedule, t: number, x0: ArrayLike<number>, xt: ArrayLike<number>, step: { mean: number[]; logVariance: number[] }): number {
+type LogLikelihood = (x: number, mean: number, logScale: number) => number;
+
+function vbBits(s: Schedule, t: number, x0: ArrayLike<number>, xt: ArrayLike<number>, step: { mean: number[]; logVariance: number[] }, dgll: LogLikelihood): number {
   const D = x0.length;
   let nats = 0;
   if (t === 1) {
-    for (let i = 0; i < D; i++) nats -= discretizedGaussianLogLikelihood(x0[i], step.mean[i], 0.5 * step.logVariance[i]);
+    for (let i = 0; i < D; i++) nats -= dgll(x0[i], step.mean[i], 0.5 * step.logVariance[i]);
   } else {
     const q = forwardPosterior(s, t, x0, xt);
     const qVar = Math.exp(clippedLogPosteriorVariance(s, t));
@@ -279,10 +297,19 @@ const meanSquared = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   return acc / a.length;
 };
 
-/** The float64 spec as a {@link DiffusionOps}. */
-export function createSpecOps(): DiffusionOps {
+/**
+ * The float64 spec as a {@link DiffusionOps}.
+ *
+ * @param opts.logLikelihood - the discretised log-likelihood of one element for every operation that uses it (the
+ *   decoder term too); default the public code's convention, `discretizedGaussianLogLikelihoodTanh`
+ * @param opts.cdf - the CDF convention that likelihood follows, declared to the checker (default `tanh`)
+ */
+export function createSpecOps(opts: { logLikelihood?: LogLikelihood; cdf?: 'tanh' | 'exact' } = {}): DiffusionOps {
+  const dgll = opts.logLikelihood ?? discretizedGaussianLogLikelihoodTanh;
   const ops: DiffusionOps = {
     name: 'spec (float64)',
+    precision: 'float64',
+    cdf: opts.cdf ?? 'tanh',
 
     async schedule(a) {
       return { betas: tensor1d(guard('schedule', () => namedBetas(a))) };
@@ -396,9 +423,14 @@ export function createSpecOps(): DiffusionOps {
       return { kl };
     },
 
+    async approx_standard_normal_cdf(x) {
+      const op = 'approx_standard_normal_cdf';
+      return { cdf: { shape: [...x.shape], data: Float64Array.from(x.data, (v) => guard(op, () => approxStandardNormalCdf(v))) } };
+    },
+
     async discretized_gaussian_log_likelihood(x, means, log_scales) {
       const log_probs = elementwise('discretized_gaussian_log_likelihood', { x, means, log_scales }, (xi, m, ls) =>
-        guard('discretized_gaussian_log_likelihood', () => discretizedGaussianLogLikelihood(xi, m, ls)),
+        guard('discretized_gaussian_log_likelihood', () => dgll(xi, m, ls)),
       );
       return { log_probs };
     },
@@ -422,7 +454,7 @@ export function createSpecOps(): DiffusionOps {
           const { pred, variance } = splitOutput(op, a, out, b, n);
           const step = reverseStep(s, tp[b], x, pred, variance, { clip: false });
           if (a.loss_type === 'KL' || a.loss_type === 'RESCALED_KL') {
-            terms.loss.data[b] = vbBits(s, tp[b], x0, x, step) * (a.loss_type === 'RESCALED_KL' ? s.T : 1);
+            terms.loss.data[b] = vbBits(s, tp[b], x0, x, step, dgll) * (a.loss_type === 'RESCALED_KL' ? s.T : 1);
             return;
           }
           if (a.loss_type !== 'MSE' && a.loss_type !== 'RESCALED_MSE') fail(op, `loss_type must be MSE, RESCALED_MSE, KL or RESCALED_KL, got ${String(a.loss_type)}`);
@@ -431,7 +463,7 @@ export function createSpecOps(): DiffusionOps {
           terms.mse.data[b] = mse;
           let loss = mse;
           if (learned) {
-            const vb = vbBits(s, tp[b], x0, x, step) * (a.loss_type === 'RESCALED_MSE' ? s.T / 1000 : 1);
+            const vb = vbBits(s, tp[b], x0, x, step, dgll) * (a.loss_type === 'RESCALED_MSE' ? s.T / 1000 : 1);
             terms.vb.data[b] = vb;
             loss += vb;
           }
@@ -465,7 +497,7 @@ export function createSpecOps(): DiffusionOps {
             const x = example(xt, b, n);
             const { pred, variance } = splitOutput(op, a, out, b, n);
             const step = reverseStep(s, tCode + 1, x, pred, variance, { clip: a.clip_denoised });
-            vb.data[b * T + tCode] = vbBits(s, tCode + 1, x0, x, step);
+            vb.data[b * T + tCode] = vbBits(s, tCode + 1, x0, x, step, dgll);
             xstart_mse.data[b * T + tCode] = meanSquared(step.x0, x0);
             mse.data[b * T + tCode] = meanSquared(epsFromX0(s, tCode + 1, x, step.x0), example(eps, b, n));
           });
