@@ -84,7 +84,7 @@ describe('8.3 --golden DIR: any folder in the golden formats; an altered number 
       );
       const { code, err } = await cli(['--golden', dir, '--builtin', 'spec', '--no-laws']);
       expect(code).toBe(2);
-      expect(err).toMatch(/^ddpm-spec: id_p_mean_variance\.json: cases\.2\.inputs\.x/);
+      expect(err).toMatch(/^ddpm-spec check: id_p_mean_variance\.json: cases\.2\.inputs\.x/);
     } finally {
       writeFileSync(path, original);
     }

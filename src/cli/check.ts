@@ -17,7 +17,7 @@
  * @module
  */
 import type { Command } from 'commander';
-import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../backend.ts';
@@ -66,6 +66,7 @@ function goldenFolders(root: string): string[] {
   const out: string[] = [];
   const walk = (dir: string): void => {
     const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+    for (const e of entries) if (e.isSymbolicLink() && !existsSync(join(dir, e.name))) throw new UsageError(`--golden: ${join(dir, e.name)}: a symbolic link to ${readlinkSync(join(dir, e.name))}, which does not exist`);
     if (entries.some((e) => e.isFile())) out.push(dir);
     for (const e of entries) if (e.isDirectory() && !e.name.startsWith('.') && e.name !== 'generators') walk(join(dir, e.name));
   };
@@ -259,7 +260,8 @@ export async function runCheck(opts: CheckOptions = {}): Promise<Report> {
   const runGolden = opts.goldenCases ?? true;
   const runTheLaws = opts.laws ?? true;
   if (runGolden && (!existsSync(goldenRoot) || !statSync(goldenRoot).isDirectory())) {
-    throw new UsageError(`--golden ${opts.golden ?? goldenRoot}: not a directory`);
+    const dangling = !existsSync(goldenRoot) && lstatSync(goldenRoot, { throwIfNoEntry: false })?.isSymbolicLink();
+    throw new UsageError(`--golden ${opts.golden ?? goldenRoot}: ${dangling ? `a symbolic link to ${readlinkSync(goldenRoot)}, which does not exist` : 'not a directory'}`);
   }
   const only = opts.only && opts.only.length > 0 ? (f: string) => opts.only!.some((s) => f.includes(s)) : undefined;
 
@@ -271,6 +273,9 @@ export async function runCheck(opts: CheckOptions = {}): Promise<Report> {
       })
     : [];
   if (runGolden && sets.length === 0) throw new UsageError(`--golden ${opts.golden ?? goldenRoot}: no files there`);
+  if (runGolden && only && sets.every((s) => s.set.files.every((f) => !only(f)))) {
+    throw new UsageError(`--only ${opts.only!.join(' ')}: matches no file under --golden ${opts.golden ?? goldenRoot}`);
+  }
 
   let impl: DiffusionOps;
   let backend: string | undefined;
@@ -322,6 +327,10 @@ export async function runCheck(opts: CheckOptions = {}): Promise<Report> {
     await stdio?.close();
   }
 
+  if (rows.length === 0) {
+    const why = skippedFiles.length > 0 ? `every file was skipped (${skippedFiles[0].file}: ${skippedFiles[0].reason}${skippedFiles.length > 1 ? `; and ${skippedFiles.length - 1} more` : ''})` : 'the golden files hold no cases';
+    throw new UsageError(`--golden ${opts.golden ?? goldenRoot}: nothing to check: ${why}${runTheLaws ? '' : ', and --no-laws leaves out the laws'}`);
+  }
   const t = totals(rows);
   const operations = stdio ? [...stdio.supported] : OP_NAMES.filter((op) => typeof impl[op] === 'function');
   return {

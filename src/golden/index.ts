@@ -13,7 +13,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { FormatError } from '../formats/errors.ts';
+import { FormatError, jsonErrorWithoutInput } from '../formats/errors.ts';
 import { fmt } from '../numeric/close.ts';
 import { compareCheck } from './compare.ts';
 import { CannotRun, ScheduleIndex } from './context.ts';
@@ -86,7 +86,7 @@ export function readGoldenFile(path: string, index: ScheduleIndex, opts: { name?
   try {
     root = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new FormatError(file, '', `not readable JSON (${(e as Error).message})`);
+    throw new FormatError(file, '', `not readable JSON (${jsonErrorWithoutInput(e)})`);
   }
   return readGoldenJson(file, root, index);
 }
