@@ -31,7 +31,7 @@ import { identity, scaleMat } from '../../spec/linalg.ts';
 import { mcAgrees } from '../../src/numeric/stats.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
 import { bpdTotalEqPriorPlusTerms, normalKlIsDivergence } from '../laws/ddpm.ts';
-import { expectLawOnSpec, printable, rngArb, scheduleAndT, userBetas, vec } from './arbitraries.ts';
+import { expectLawOnSpec, logReal, printable, real, rngArb, scheduleAndT, userBetas, vec } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;
 const maxAbs = (...xs: (readonly number[])[]) => Math.max(0, ...xs.flat().map(Math.abs));
@@ -46,10 +46,10 @@ function scheduleAndChain(maxT = 6, minT = 1): fc.Arbitrary<{ s: Schedule; chain
     .record({ T: fc.integer({ min: minT, max: maxT }), D: fc.integer({ min: 1, max: 3 }) })
     .chain(({ T, D }) =>
       fc.record({
-        betas: fc.array(fc.double({ min: 1e-3, max: 0.5, noNaN: true }), { minLength: T, maxLength: T }),
+        betas: fc.array(logReal(1e-3, 0.5), { minLength: T, maxLength: T }),
         A: fc.array(fc.array(vec(D, 1.5), { minLength: D, maxLength: D }), { minLength: T, maxLength: T }),
         b: fc.array(vec(D, 1), { minLength: T, maxLength: T }),
-        variance: fc.array(fc.double({ min: 0.01, max: 2, noNaN: true }), { minLength: T, maxLength: T }),
+        variance: fc.array(logReal(0.01, 2), { minLength: T, maxLength: T }),
         D: fc.constant(D),
       }),
     )
@@ -72,7 +72,7 @@ describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −
           scheduleAndChain().chain((c) => vec(c.D, 2).map((x0) => ({ ...c, x0 }))),
           // the true reverse process of Gaussian data N(m, vI), evaluated at data points
           fc
-            .record({ betas: userBetas({ maxT: 20 }), D: fc.integer({ min: 1, max: 3 }), v: fc.double({ min: 0.05, max: 4, noNaN: true }) })
+            .record({ betas: userBetas({ maxT: 20 }), D: fc.integer({ min: 1, max: 3 }), v: logReal(0.05, 4) })
             .chain(({ betas, D, v }) => fc.record({ m: vec(D, 2), z: vec(D, 3) }).map(({ m, z }) => {
               const s = printable(makeSchedule(betas));
               return { s, chain: gaussianDataReverseChain(s, m, v), D, x0: m.map((mi, i) => mi + Math.sqrt(v) * z[i]) };
@@ -109,7 +109,7 @@ describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −
       fc.property(
         userBetas({ maxT: 20 }),
         fc.integer({ min: 1, max: 3 }).chain((D) => fc.tuple(vec(D, 2), vec(D, 3))),
-        fc.double({ min: 0.05, max: 4, noNaN: true }),
+        logReal(0.05, 4),
         (betas, [m, xt], v) => {
           const s = makeSchedule(betas);
           const D = m.length;
@@ -167,7 +167,7 @@ describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −
       fc.property(
         scheduleAndT({ lo: 2 }),
         fc.integer({ min: 1, max: 3 }).chain((D) => fc.tuple(vec(D, 1), vec(D), vec(D))),
-        fc.double({ min: 0, max: 1, noNaN: true }),
+        real(0, 1),
         ({ s, t }, [x0, eps, epsPred], u) => {
           const bt = posteriorVariance(s, t);
           const sigma2 = bt * (s.beta(t) / bt) ** u; // from β̃_t (u = 0) to β_t (u = 1)
