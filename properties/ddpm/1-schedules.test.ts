@@ -26,14 +26,8 @@ import { TOL, override } from '../../src/numeric/tolerance.ts';
 import { buffersConsistentWithBetas } from '../laws/ddpm.ts';
 import { specOps } from '../../src/conformance/impl/spec.ts';
 import { expectLawOnSpec, logReal, schedule, userBetas } from './arbitraries.ts';
-import { readFileSync } from 'node:fs';
 import { show } from '../support/show.ts';
-
-/** A float64 array of a golden file (`golden/upstream/`, with its producer in the file's meta). */
-type GoldenArray = { dtype: string; shape: number[]; data: number[] };
-function goldenOutputs(file: string): Record<string, unknown> {
-  return (JSON.parse(readFileSync(new URL(`../../golden/upstream/${file}`, import.meta.url), 'utf8')) as { outputs: Record<string, unknown> }).outputs;
-}
+import { goldenOutputs, improvedBuffers, type GoldenArray } from './upstream.ts';
 
 const EPS = Number.EPSILON;
 
@@ -81,7 +75,7 @@ describe('3.1 Noise schedules: β_t, α_t = 1 − β_t, ᾱ_t = ∏ α_s (paper 
     }
     const improved = { linear_T100: (T: number) => improvedLinearBetas(T), linear_T1000: (T: number) => improvedLinearBetas(T), cosine_T20: (T: number) => cosineBetas(T), cosine_T1000: (T: number) => cosineBetas(T) };
     for (const [key, make] of Object.entries(improved)) {
-      const out = goldenOutputs(`id_buffers_${key}.json`) as Record<string, GoldenArray>;
+      const out = improvedBuffers(key as 'linear_T100');
       const T = Number(key.split('_T')[1]);
       const s = makeSchedule(make(T));
       expect([...s.betas]).toBeCloseWithin(out.betas.data, override({ rtol: 8 * EPS, atol: 8 * EPS }, 'β = 1 − f(t)/f(t − 1): the ratio near 1 is rounded, an absolute error of a few ulps of 1'), { what: `improved ${key} β` });

@@ -5,6 +5,7 @@ import {
   forwardMarginal,
   forwardPosterior,
   makeSchedule,
+  namedSchedule,
   posteriorMeanCoefficients,
   posteriorVariance,
 } from '../../spec/ddpm/index.ts';
@@ -13,6 +14,7 @@ import { identity, scaleMat } from '../../spec/linalg.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
 import { posteriorAtFirstStepIsX0, posteriorEqCoefficients, posteriorVarianceBetweenZeroAndBeta, xprevInvertsPosteriorMean } from '../laws/ddpm.ts';
 import { expectLawOnSpec, schedule, scheduleAndT, userBetas, vec } from './arbitraries.ts';
+import { IMPROVED_BUFFERS, improvedBuffers } from './upstream.ts';
 
 const EPS = Number.EPSILON;
 
@@ -75,13 +77,24 @@ describe('3.3 The posterior q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I): μ̃_
       }),
     ));
 
-  it('log β̃ as the reference code clips it: log β̃_2 at t = 1, log β̃_t after; T = 1 is refused  [ddpm.posterior.clippedLogVariance]', () => {
+  it('log β̃ as the reference code clips it: log β̃_2 at t = 1, log β̃_t after, equal to improved-diffusion’s own buffers (with β̃, c_0, c_t); T = 1 is refused  [ddpm.posterior.clippedLogVariance]', () => {
     fc.assert(
       fc.property(schedule({ minT: 2 }), (s) => {
         expect(clippedLogPosteriorVariance(s, 1)).toBe(Math.log(posteriorVariance(s, 2)));
-        for (let t = 2; t <= s.T; t++) expect(clippedLogPosteriorVariance(s, t)).toBeCloseWithin(Math.log(posteriorVariance(s, t)), TOL.exact);
       }),
     );
+    // Independent oracle: improved-diffusion's own buffers (golden/upstream), index t − 1 for paper step t.
+    for (const key of IMPROVED_BUFFERS) {
+      const g = improvedBuffers(key);
+      const T = g.betas.data.length;
+      const s = namedSchedule(key.startsWith('cosine') ? { kind: 'cosine', T } : { kind: 'improvedLinear', T });
+      const ts = Array.from({ length: T }, (_, i) => i + 1);
+      const tol = override({ rtol: 4 * T * EPS, atol: 4 * EPS }, 'NumPy cumprod and 1 − ᾱ vs the spec’s log-sums and expm1: t roundings, and an absolute ulp where 1 − ᾱ cancels');
+      expect(ts.map((t) => clippedLogPosteriorVariance(s, t))).toBeCloseWithin(g.posterior_log_variance_clipped.data, tol, { what: `${key} clipped log β̃` });
+      expect(ts.map((t) => posteriorVariance(s, t))).toBeCloseWithin(g.posterior_variance.data, tol, { what: `${key} β̃` });
+      expect(ts.map((t) => posteriorMeanCoefficients(s, t).x0)).toBeCloseWithin(g.posterior_mean_coef1.data, tol, { what: `${key} coef1 (c_0)` });
+      expect(ts.map((t) => posteriorMeanCoefficients(s, t).xt)).toBeCloseWithin(g.posterior_mean_coef2.data, tol, { what: `${key} coef2 (c_t)` });
+    }
     expect(() => clippedLogPosteriorVariance(makeSchedule([0.1]), 1)).toThrow(/needs a schedule with T ≥ 2 \(it uses β̃_2 at t = 1\), got T = 1/);
   });
 
