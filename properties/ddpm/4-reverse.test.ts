@@ -13,6 +13,7 @@ import {
   learnedRangeLogVariance,
   makeSchedule,
   muFromEps,
+  namedSchedule,
   muFromX0,
   posteriorMean,
   posteriorMeanCoefficients,
@@ -34,6 +35,7 @@ import { epsMeanEqPosteriorOfPredictedXstart, epsXstartRoundTrip, fixedVariances
 import { gaussianCase, WELL } from '../gaussian/arbitraries.ts';
 import { expectLawOnSpec, real, schedule, scheduleAndT, vec } from './arbitraries.ts';
 import { integrate1d } from '../../spec/probability/index.ts';
+import { IMPROVED_BUFFERS, improvedBuffers } from './upstream.ts';
 import { show } from '../support/show.ts';
 
 /**
@@ -166,13 +168,33 @@ describe('3.4 The reverse process p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) and
   it('the fixed variances are σ_t² = β_t or β̃_t; the reference code’s fixedLarge uses β̃_2 at t = 1 and fixedSmall a clipped log  [ddpm.reverse.fixedVariances]', () => {
     fc.assert(
       fc.property(scheduleAndT({ minT: 2 }), ({ s, t }) => {
-        expect(fixedReverseVariance(s, t, 'beta')).toEqual({ variance: s.beta(t), logVariance: Math.log(s.beta(t)) });
-        expect(fixedReverseVariance(s, t, 'betaTilde')).toEqual({ variance: posteriorVariance(s, t), logVariance: Math.log(posteriorVariance(s, t)) });
-        const large = t === 1 ? posteriorVariance(s, 2) : s.beta(t);
-        expect(fixedReverseVariance(s, t, 'fixedLarge')).toEqual({ variance: large, logVariance: Math.log(large) });
-        expect(fixedReverseVariance(s, t, 'fixedSmall')).toEqual({ variance: posteriorVariance(s, t), logVariance: clippedLogPosteriorVariance(s, t) });
+        // β̃_t from its definition as the variance of the Gaussian conditional (a different formula: 1/(α_t/β_t + 1/(1 − ᾱ_{t−1})))
+        const tilde = t === 1 ? 0 : 1 / (s.alpha(t) / s.beta(t) + 1 / s.oneMinusAlphaBar(t - 1));
+        const rel = override({ rtol: 1e-12, atol: 0 }, 'two algebraically equal forms of β̃_t');
+        expect(fixedReverseVariance(s, t, 'beta').variance).toBe(s.beta(t));
+        expect(fixedReverseVariance(s, t, 'betaTilde').variance).toBeCloseWithin(tilde, rel);
+        expect(fixedReverseVariance(s, t, 'fixedSmall').variance).toBeCloseWithin(tilde, rel);
+        for (const c of ['beta', 'betaTilde', 'fixedLarge'] as const) {
+          const f = fixedReverseVariance(s, t, c);
+          expect(f.logVariance).toBeCloseWithin(Math.log(f.variance), TOL.exact);
+        }
       }),
     );
+    // Independent oracle: improved-diffusion's own arrays (golden/upstream; index t − 1 for paper step t):
+    // FIXED_LARGE = (fixedlarge_variance, fixedlarge_log_variance), FIXED_SMALL = (posterior_variance, posterior_log_variance_clipped).
+    for (const key of IMPROVED_BUFFERS) {
+      const g = improvedBuffers(key);
+      const T = g.betas.data.length;
+      const s = namedSchedule(key.startsWith('cosine') ? { kind: 'cosine', T } : { kind: 'improvedLinear', T });
+      const ts = Array.from({ length: T }, (_, i) => i + 1);
+      const tol = override({ rtol: 4 * T * EPS, atol: 4 * EPS }, 'NumPy cumprod vs log-sums: t roundings, and an absolute ulp where 1 − ᾱ cancels');
+      const at = (c: 'fixedLarge' | 'fixedSmall', k: 'variance' | 'logVariance') => ts.map((t) => fixedReverseVariance(s, t, c)[k]);
+      expect(at('fixedLarge', 'variance')).toBeCloseWithin(g.fixedlarge_variance.data, tol, { what: `${key} fixedLarge σ²` });
+      expect(at('fixedLarge', 'logVariance')).toBeCloseWithin(g.fixedlarge_log_variance.data, tol, { what: `${key} fixedLarge log σ²` });
+      expect(at('fixedSmall', 'variance')).toBeCloseWithin(g.posterior_variance.data, tol, { what: `${key} fixedSmall σ²` });
+      expect(at('fixedSmall', 'logVariance')).toBeCloseWithin(g.posterior_log_variance_clipped.data, tol, { what: `${key} fixedSmall log σ²` });
+      expect(ts.map((t) => fixedReverseVariance(s, t, 'beta').logVariance)).toBeCloseWithin(g.log_betas.data, tol, { what: `${key} log β` });
+    }
     const s1 = makeSchedule([0.1]);
     expect(fixedReverseVariance(s1, 1, 'betaTilde')).toEqual({ variance: 0, logVariance: Number.NEGATIVE_INFINITY });
     expect(() => fixedReverseVariance(s1, 1, 'fixedLarge')).toThrow(/'fixedLarge' needs T ≥ 2/);
