@@ -222,7 +222,7 @@ describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −
     expect(s.alphaBar(1000)).toBeCloseWithin(4.04e-5, three);
     expect(natsToBitsPerDim(priorTermBoundPerDim(s), 1)).toBeCloseWithin(2.91e-5, three);
     show('ᾱ_T', s.alphaBar(1000));
-    show('L_T ≤', natsToBitsPerDim(priorTermBoundPerDim(s), 1), 'bits/dim');
+    show('L_T bound', natsToBitsPerDim(priorTermBoundPerDim(s), 1), 'bits/dim');
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 16 }).chain((D) => vec(D, 1)), (x0) => {
         const D = x0.length;
