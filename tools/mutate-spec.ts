@@ -15,7 +15,7 @@
  *
  * Then it draws `--n` sites with a seeded generator, applies each mutation in turn to its file, runs the spec's
  * property folders (`properties/probability`, `properties/gaussian`, `properties/ddpm`, one worker, stopping at
- * the first failure), restores the file, and reports each mutant as killed (some property failed), survived, or
+ * the first failure; the folder nearest the mutated file first, so that a kill is found soonest), restores the file, and reports each mutant as killed (some property failed), survived, or
  * timed out (counted as killed: the mutant broke termination), with the kill rate. `--list` prints the sites
  * only. The files are always restored, also on Ctrl-C.
  */
@@ -102,6 +102,10 @@ export function sample<T>(xs: readonly T[], n: number, seed: number): T[] {
   return idx.slice(0, Math.min(n, xs.length)).map((i) => xs[i]);
 }
 
+/** The spec's own property folders, and the one nearest to each spec folder (spec/linalg.ts → gaussian). */
+const FOLDERS = ['properties/probability', 'properties/gaussian', 'properties/ddpm'];
+const NEAREST_FOLDER: Record<string, string> = { probability: 'probability', gaussian: 'gaussian', ddpm: 'ddpm', 'linalg.ts': 'gaussian' };
+
 function writeAtomically(file: string, text: string): void {
   const tmp = `${file}.mutate-tmp`;
   writeFileSync(tmp, text);
@@ -148,17 +152,24 @@ function main(): void {
       originals.set(m.file, original);
       writeAtomically(path, original.slice(0, m.start) + m.to + original.slice(m.end));
       const t0 = Date.now();
-      const r = spawnSync('npx', ['vitest', 'run', 'properties/probability', 'properties/gaussian', 'properties/ddpm', '--maxWorkers=1', '--bail=1', '--reporter=dot'], {
-        cwd: root,
-        encoding: 'utf8',
-        timeout: timeoutS * 1000,
-        killSignal: 'SIGKILL',
-        env: { ...process.env, FORCE_COLOR: '0' },
-      });
+      // The folder of the mutated area first (a kill there is found soonest), then the other two; stop at a kill.
+      const near = `properties/${NEAREST_FOLDER[m.file.split('/')[1]] ?? 'ddpm'}`;
+      let r: ReturnType<typeof spawnSync> | undefined;
+      for (const folders of [[near], FOLDERS.filter((f) => f !== near)]) {
+        const left = timeoutS * 1000 - (Date.now() - t0);
+        r = spawnSync('npx', ['vitest', 'run', ...folders, '--maxWorkers=1', '--bail=1', '--reporter=dot'], {
+          cwd: root,
+          encoding: 'utf8',
+          timeout: Math.max(1000, left),
+          killSignal: 'SIGKILL',
+          env: { ...process.env, FORCE_COLOR: '0' },
+        });
+        if (r.error || r.signal || r.status !== 0) break;
+      }
       writeAtomically(path, original);
       const seconds = (Date.now() - t0) / 1000;
-      const status = r.error || r.signal ? 'timeout' : r.status === 0 ? 'survived' : 'killed';
-      const failed = /\[([a-z][\w]*(?:\.[\w]+){2,})\]/.exec(`${r.stdout}\n${r.stderr}`.split('\n').find((l) => /FAIL|×/.test(l) && /\[[a-z]/.test(l)) ?? '')?.[1];
+      const status = r!.error || r!.signal ? 'timeout' : r!.status === 0 ? 'survived' : 'killed';
+      const failed = /\[([a-z][\w]*(?:\.[\w]+){2,})\]/.exec(`${r!.stdout}\n${r!.stderr}`.split('\n').find((l) => /FAIL|×/.test(l) && /\[[a-z]/.test(l)) ?? '')?.[1];
       results.push({ ...m, status, seconds, failed });
       process.stdout.write(`${String(i + 1).padStart(3)}/${chosen.length}  ${status.padEnd(8)} ${m.file}:${m.line}  ${m.from} → ${m.to || '(removed)'}  [${m.kind}]${failed ? `  first failure: ${failed}` : ''}  (${seconds.toFixed(0)} s)\n`);
     });
