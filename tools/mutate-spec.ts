@@ -15,7 +15,8 @@
  *
  * Then it draws `--n` sites with a seeded generator, applies each mutation in turn to its file, runs the spec's
  * property folders (`properties/probability`, `properties/gaussian`, `properties/ddpm`, one worker, stopping at
- * the first failure; the folder nearest the mutated file first, so that a kill is found soonest), restores the file, and reports each mutant as killed (some property failed), survived, or
+ * the first failure; the folder nearest the mutated file first, so that a kill is found soonest; with the light
+ * configuration `tools/mutate-spec.vitest.config.ts`: no tfjs, modules shared between files), restores the file, and reports each mutant as killed (some property failed), survived, or
  * timed out (counted as killed: the mutant broke termination), with the kill rate. `--list` prints the sites
  * only. The files are always restored, also on Ctrl-C.
  */
@@ -157,7 +158,7 @@ function main(): void {
       let r: ReturnType<typeof spawnSync> | undefined;
       for (const folders of [[near], FOLDERS.filter((f) => f !== near)]) {
         const left = timeoutS * 1000 - (Date.now() - t0);
-        r = spawnSync('npx', ['vitest', 'run', ...folders, '--maxWorkers=1', '--bail=1', '--reporter=dot'], {
+        r = spawnSync('npx', ['vitest', 'run', '--config', 'tools/mutate-spec.vitest.config.ts', ...folders, '--bail=1', '--reporter=dot'], {
           cwd: root,
           encoding: 'utf8',
           timeout: Math.max(1000, left),
