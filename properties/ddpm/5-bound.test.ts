@@ -3,7 +3,9 @@ import fc from 'fast-check';
 import {
   boundTermsOnPath,
   chainExpectedBound,
+  chainJoint,
   chainLogLikelihood,
+  chainPathKl,
   chainMarginalX0,
   chainReverseModel,
   epsFormConstant,
@@ -21,6 +23,7 @@ import {
   priorTerm,
   priorTermBoundPerDim,
   qSample,
+  reversePathLogDensity,
   transitionTerm,
   transitionTermEpsForm,
   type LinearGaussianChain,
@@ -66,6 +69,35 @@ function forwardPath(s: Schedule, x0: number[], normals: () => ArrayLike<number>
 }
 
 describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −log p_θ(x_0) and its ε-form', () => {
+  it('the reverse process is a Markov chain: log p(x_T) + Σ_t log p_θ(x_{t−1} | x_t) is the log-density of the chain’s joint Gaussian over x_{0:T}  [ddpm.bound.reverseMarkovFactorisationEqJoint]', () =>
+    fc.assert(
+      fc.property(scheduleAndChain().chain((c) => fc.tuple(fc.constant(c), vec(c.D, 2), fc.array(vec(c.D, 3), { minLength: c.s.T, maxLength: c.s.T }))), ([{ s, chain }, x0, path]) => {
+        const factorised = reversePathLogDensity(s, x0, path, chainReverseModel(chain));
+        const joint = gaussianLogPdf(chainJoint(chain), [...x0, ...path.flat()]);
+        expect(factorised).toBeCloseWithin(joint, override({ rtol: 1e-9, atol: 1e-9 }, 'the joint covariance (A entries ≤ 1.5, T ≤ 6) is inverted by Cholesky; κ up to ~1e4'));
+      }),
+    ));
+
+  it('the bound’s gap is the KL between path distributions: L + log p_θ(x_0) = KL(q(x_{1:T} | x_0) ‖ p_θ(x_{1:T} | x_0)), exactly on linear-Gaussian chains, and 0 at the true reverse of data N(0, I)  [ddpm.bound.elboGapEqPathKl]', () => {
+    fc.assert(
+      fc.property(scheduleAndChain(5).chain((c) => vec(c.D, 2).map((x0) => ({ ...c, x0 }))), ({ s, chain, x0 }) => {
+        // Left: the decomposition (eq. 5), term by term in closed form, plus the exact log-likelihood. Right: one KL
+        // between two Gaussians over the whole path (the ELBO identity of 1.5 with z = x_{1:T}).
+        const gap = chainExpectedBound(s, chain, x0).total + chainLogLikelihood(chain, x0);
+        const kl = chainPathKl(s, chain, x0);
+        expect(gap).toBeCloseWithin(kl, override({ rtol: 1e-8, atol: 1e-8 }, 'two routes through inverses of path covariances (κ up to ~1e4 for β ≥ 1e−3)'));
+        expect(kl).toBeGreaterThanOrEqual(-1e-9);
+      }),
+      { numRuns: 60 },
+    );
+    const s = makeSchedule([0.1, 0.2, 0.3]);
+    const truth = gaussianDataReverseChain(s, [0], 1); // data N(0, I): the chain's joint is q's, so the gap is 0
+    expect(chainPathKl(s, truth, [0.3])).toBeCloseWithin(0, override({ rtol: 0, atol: 1e-12 }, 'exactly 0 up to rounding'));
+    const off = { ...truth, variance: truth.variance.map((v) => 1.5 * v) };
+    show('KL at the true reverse', Math.abs(chainPathKl(s, truth, [0.3])) < 1e-12 ? 0 : chainPathKl(s, truth, [0.3]));
+    show('with σ² × 1.5', chainPathKl(s, off, [0.3]), 'nats');
+  });
+
   it('the exact bound of a linear-Gaussian reverse chain is ≥ −log p_θ(x_0) for every parameter and every x_0  [ddpm.bound.geNegLogLikelihood]', () =>
     fc.assert(
       fc.property(
