@@ -18,10 +18,12 @@
  * the first failure; the folder nearest the mutated file first, so that a kill is found soonest; with the light
  * configuration `tools/mutate-spec.vitest.config.ts`: no tfjs, modules shared between files), restores the file, and reports each mutant as killed (some property failed), survived, or
  * timed out (counted as killed: the mutant broke termination), with the kill rate. `--list` prints the sites
- * only. The files are always restored, also on Ctrl-C.
+ * only. The files are always restored, also on Ctrl-C (the handler runs once the current test run ends; kill that
+ * run to stop at once). A lock file refuses a second run in the same tree.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import ts from 'typescript';
@@ -107,6 +109,17 @@ export function sample<T>(xs: readonly T[], n: number, seed: number): T[] {
 const FOLDERS = ['properties/probability', 'properties/gaussian', 'properties/ddpm'];
 const NEAREST_FOLDER: Record<string, string> = { probability: 'probability', gaussian: 'gaussian', ddpm: 'ddpm', 'linalg.ts': 'gaussian' };
 
+/** The id of the first failed test in a vitest JSON report, if any. */
+function firstFailure(report: string): string | undefined {
+  try {
+    const r = JSON.parse(readFileSync(report, 'utf8')) as { testResults: { assertionResults: { status: string; title: string }[] }[] };
+    const t = r.testResults.flatMap((f) => f.assertionResults).find((a) => a.status === 'failed');
+    return t ? (/\[([^\]]+)\]\s*$/.exec(t.title)?.[1] ?? t.title) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function writeAtomically(file: string, text: string): void {
   const tmp = `${file}.mutate-tmp`;
   writeFileSync(tmp, text);
@@ -137,6 +150,15 @@ function main(): void {
     for (const m of chosen) process.stdout.write(`${m.file}:${m.line}  ${m.from} → ${m.to || '(removed)'}  [${m.kind}]\n`);
     return;
   }
+  // One run per tree: two runs mutating the same files would see each other's mutants.
+  const lock = join(root, '.mutate-spec.lock');
+  try {
+    closeSync(openSync(lock, 'wx'));
+  } catch {
+    throw new Error(`mutate-spec: ${lock} exists: another run is mutating this tree (delete the file if none is)`);
+  }
+  process.on('exit', () => rmSync(lock, { force: true }));
+  const report = join(tmpdir(), `mutate-spec-${process.pid}.json`);
   const originals = new Map<string, string>();
   const restore = () => {
     for (const [f, text] of originals) writeAtomically(join(root, f), text);
@@ -158,7 +180,7 @@ function main(): void {
       let r: ReturnType<typeof spawnSync> | undefined;
       for (const folders of [[near], FOLDERS.filter((f) => f !== near)]) {
         const left = timeoutS * 1000 - (Date.now() - t0);
-        r = spawnSync('npx', ['vitest', 'run', '--config', 'tools/mutate-spec.vitest.config.ts', ...folders, '--bail=1', '--reporter=dot'], {
+        r = spawnSync('npx', ['vitest', 'run', '--config', 'tools/mutate-spec.vitest.config.ts', ...folders, '--bail=1', '--reporter=json', `--outputFile=${report}`], {
           cwd: root,
           encoding: 'utf8',
           timeout: Math.max(1000, left),
@@ -170,7 +192,7 @@ function main(): void {
       writeAtomically(path, original);
       const seconds = (Date.now() - t0) / 1000;
       const status = r!.error || r!.signal ? 'timeout' : r!.status === 0 ? 'survived' : 'killed';
-      const failed = /\[([a-z][\w]*(?:\.[\w]+){2,})\]/.exec(`${r!.stdout}\n${r!.stderr}`.split('\n').find((l) => /FAIL|×/.test(l) && /\[[a-z]/.test(l)) ?? '')?.[1];
+      const failed = firstFailure(report);
       results.push({ ...m, status, seconds, failed });
       process.stdout.write(`${String(i + 1).padStart(3)}/${chosen.length}  ${status.padEnd(8)} ${m.file}:${m.line}  ${m.from} → ${m.to || '(removed)'}  [${m.kind}]${failed ? `  first failure: ${failed}` : ''}  (${seconds.toFixed(0)} s)\n`);
     });
