@@ -3,7 +3,7 @@
  * with a value that does not depend on the fast-check seed (a named schedule, a fixed case), so that two runs
  * print the same tree. The value travels in the test's meta to {@link DerivationReporter}.
  */
-import { getCurrentTest } from 'vitest/suite';
+import { TestRunner } from 'vitest';
 
 /** Significant digits shown: enough to recognise a number, few enough to read. */
 const DIGITS = 4;
@@ -17,7 +17,7 @@ export function formatShown(v: number): string {
 
 /** Record `label = value` (a number is formatted by {@link formatShown}; `unit` follows it) for the current test. */
 export function show(label: string, value: number | string, unit = ''): void {
-  const test = getCurrentTest();
+  const test = TestRunner.getCurrentTest();
   if (!test) throw new Error('show: called outside a test');
   const meta = test.meta as { shown?: string[] };
   const text = `${label} = ${typeof value === 'number' ? formatShown(value) : value}${unit ? ` ${unit}` : ''}`;
