@@ -7,7 +7,6 @@ import {
   forwardStepLogDensityByBayes,
   forwardPosterior,
   makeSchedule,
-  namedSchedule,
   posteriorMeanCoefficients,
   posteriorVariance,
 } from '../../spec/ddpm/index.ts';
@@ -16,7 +15,7 @@ import { identity, scaleMat } from '../../spec/linalg.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
 import { posteriorAtFirstStepIsX0, posteriorEqCoefficients, posteriorVarianceBetweenZeroAndBeta, xprevInvertsPosteriorMean } from '../laws/ddpm.ts';
 import { expectLawOnSpec, schedule, scheduleAndT, userBetas, vec } from './arbitraries.ts';
-import { IMPROVED_BUFFERS, improvedBuffers } from './upstream.ts';
+import { improvedCases } from './upstream.ts';
 
 const EPS = Number.EPSILON;
 
@@ -86,12 +85,7 @@ describe('3.3 The posterior q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I): μ̃_
       }),
     );
     // Independent oracle: improved-diffusion's own buffers (golden/upstream), index t − 1 for paper step t.
-    for (const key of IMPROVED_BUFFERS) {
-      const g = improvedBuffers(key);
-      const T = g.betas.data.length;
-      const s = namedSchedule(key.startsWith('cosine') ? { kind: 'cosine', T } : { kind: 'improvedLinear', T });
-      const ts = Array.from({ length: T }, (_, i) => i + 1);
-      const tol = override({ rtol: 4 * T * EPS, atol: 4 * EPS }, 'NumPy cumprod and 1 − ᾱ vs the spec’s log-sums and expm1: t roundings, and an absolute ulp where 1 − ᾱ cancels');
+    for (const { key, g, s, ts, tol } of improvedCases()) {
       expect(ts.map((t) => clippedLogPosteriorVariance(s, t))).toBeCloseWithin(g.posterior_log_variance_clipped.data, tol, { what: `${key} clipped log β̃` });
       expect(ts.map((t) => posteriorVariance(s, t))).toBeCloseWithin(g.posterior_variance.data, tol, { what: `${key} β̃` });
       expect(ts.map((t) => posteriorMeanCoefficients(s, t).x0)).toBeCloseWithin(g.posterior_mean_coef1.data, tol, { what: `${key} coef1 (c_0)` });

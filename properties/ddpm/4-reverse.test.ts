@@ -13,7 +13,6 @@ import {
   learnedRangeLogVariance,
   makeSchedule,
   muFromEps,
-  namedSchedule,
   muFromX0,
   posteriorMean,
   posteriorMeanCoefficients,
@@ -35,7 +34,7 @@ import { epsMeanEqPosteriorOfPredictedXstart, epsXstartRoundTrip, fixedVariances
 import { gaussianCase, WELL } from '../gaussian/arbitraries.ts';
 import { expectLawOnSpec, real, schedule, scheduleAndT, vec } from './arbitraries.ts';
 import { integrate1d } from '../../spec/probability/index.ts';
-import { IMPROVED_BUFFERS, improvedBuffers } from './upstream.ts';
+import { improvedCases } from './upstream.ts';
 import { show } from '../support/show.ts';
 
 /**
@@ -182,12 +181,7 @@ describe('3.4 The reverse process p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) and
     );
     // Independent oracle: improved-diffusion's own arrays (golden/upstream; index t − 1 for paper step t):
     // FIXED_LARGE = (fixedlarge_variance, fixedlarge_log_variance), FIXED_SMALL = (posterior_variance, posterior_log_variance_clipped).
-    for (const key of IMPROVED_BUFFERS) {
-      const g = improvedBuffers(key);
-      const T = g.betas.data.length;
-      const s = namedSchedule(key.startsWith('cosine') ? { kind: 'cosine', T } : { kind: 'improvedLinear', T });
-      const ts = Array.from({ length: T }, (_, i) => i + 1);
-      const tol = override({ rtol: 4 * T * EPS, atol: 4 * EPS }, 'NumPy cumprod vs log-sums: t roundings, and an absolute ulp where 1 − ᾱ cancels');
+    for (const { key, g, s, ts, tol } of improvedCases()) {
       const at = (c: 'fixedLarge' | 'fixedSmall', k: 'variance' | 'logVariance') => ts.map((t) => fixedReverseVariance(s, t, c)[k]);
       expect(at('fixedLarge', 'variance')).toBeCloseWithin(g.fixedlarge_variance.data, tol, { what: `${key} fixedLarge σ²` });
       expect(at('fixedLarge', 'logVariance')).toBeCloseWithin(g.fixedlarge_log_variance.data, tol, { what: `${key} fixedLarge log σ²` });
