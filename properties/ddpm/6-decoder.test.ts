@@ -105,4 +105,14 @@ describe('3.6 The discrete decoder: N(μ, σ²) integrated over 256 bins of widt
     ));
 
   it('the spec’s discretized_gaussian_log_likelihood gives probabilities summing to 1  [ddpm.ops.discretizedLikelihoodSumsToOne]', () => expectLawOnSpec(discretizedLikelihoodSumsToOne));
+  it('the outer bin’s log-probability stays exact far in the tail, across the switch to the asymptotic series at z = 35 (against the exact normal CDF)  [ddpm.decoder.farTailEqExactCdf]', () =>
+    fc.assert(
+      fc.property(real(30, 37.5), (z) => {
+        // Bin 0 is (−∞, −1 + 1/255]; with σ = 0.01 and the mean z σ above its edge, P = Φ(−z), down to 1e−300 at z = 37.5.
+        const sigma = 0.01;
+        const mean = -1 + 1 / 255 + z * sigma;
+        const expected = Math.log(normalCdf(-z, 0, 1));
+        expect(discretizedGaussianLogLikelihood(-1, mean, Math.log(sigma))).toBeCloseWithin(expected, override({ rtol: 1e-11, atol: 0 }, 'the Mills-ratio series to r⁴ (truncation < 1e−12 relative beyond z = 35) and the rounding of z = (edge − μ)/σ'));
+      }),
+    ));
 });
