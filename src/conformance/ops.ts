@@ -20,6 +20,9 @@
  * @module
  */
 
+import type { Precision } from '../numeric/bounds.ts';
+import { DIFFUSERS_OP_NAMES, type DiffusersOps } from './diffusersOps.ts';
+
 /** A dense row-major tensor of doubles. */
 export interface Tensor {
   shape: number[];
@@ -89,9 +92,16 @@ export interface DiffusionArgs {
 }
 
 /** The operations. Every one is optional; all take and return tensors as described above. */
-export interface DiffusionOps {
+export interface DiffusionOps extends DiffusersOps {
   /** A short name for reports (e.g. `reference (tfjs, wasm)`). */
   readonly name: string;
+  /** The arithmetic it computes in (default float32): golden tolerances and laws use the bounds of that precision. */
+  readonly precision?: Precision;
+  /**
+   * The CDF its discretised likelihood integrates: the reference code's tanh approximation (default) or the exact Φ
+   * of Ho et al. eq. 13; the likelihood bounds then add the approximation's largest error (`TANH_CDF_MAX_ERR`).
+   */
+  readonly cdf?: 'tanh' | 'exact';
 
   schedule?(a: ScheduleArgs): Promise<{ betas: Tensor }>;
   buffers?(a: { betas: Tensor }): Promise<Record<BufferName, Tensor>>;
@@ -190,7 +200,8 @@ export const OP_NAMES = [
   'ddim_reverse_step',
   'space_timesteps',
   'respace',
-] as const satisfies ReadonlyArray<Exclude<keyof DiffusionOps, 'name'>>;
+  ...DIFFUSERS_OP_NAMES,
+] as const satisfies ReadonlyArray<Exclude<keyof DiffusionOps, 'name' | 'precision' | 'cdf'>>;
 export type OpName = (typeof OP_NAMES)[number];
 
 /** An operation failed in the implementation with a message (e.g. `space_timesteps` refusing `ddim999`). */

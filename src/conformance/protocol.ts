@@ -34,6 +34,7 @@ import { z } from 'zod';
 import { JsonTensor, decodeTensor, encodeTensor, type JsonDtype } from '../formats/jsonTensor.ts';
 import { FormatError } from '../formats/errors.ts';
 import { BUFFER_NAMES, OP_NAMES, type DiffusionOps, type OpName, type Tensor } from './ops.ts';
+import { DIFFUSERS_OP_WIRE } from './diffusersOps.ts';
 
 /** The protocol version this checker speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -181,6 +182,7 @@ export const OP_WIRE: Record<OpName, OpWire> = {
     args: z.object({ use_timesteps: z.array(z.number().int().nonnegative()) }),
     outputs: ['betas', 'timestep_map'],
   }),
+  ...DIFFUSERS_OP_WIRE,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -207,6 +209,11 @@ export const HelloResponse = z.object({
     name: z.string().min(1).describe('a short name for reports, e.g. "my-ddpm 0.3 (numpy, float32)"'),
     ops: z.array(z.string()).describe('the operations implemented; the checker skips the others'),
     notes: z.string().optional().describe('anything the report should say about this implementation'),
+    precision: z.enum(['float32', 'float64']).optional().describe('the arithmetic it computes in (default float32): the golden bounds and the laws use that precision'),
+    cdf: z
+      .enum(['tanh', 'exact'])
+      .optional()
+      .describe("the CDF its discretised likelihood integrates: the reference code's tanh approximation (default) or the exact Φ"),
   }),
 });
 export type HelloResponse = z.infer<typeof HelloResponse>;

@@ -23,6 +23,7 @@ import { readLossesElementwise } from './readers/likelihood.ts';
 import { readCalcBpdLoop, readTrainingLosses } from './readers/losses.ts';
 import { readSamplingTiny } from './readers/sampling.ts';
 import { indexHoSchedules, readHoSchedules, readIdBuffers } from './readers/schedules.ts';
+import { readDiffusersBuffers, readDiffusersLoops, readDiffusersSetTimesteps, readDiffusersVariance } from './readers/diffusers.ts';
 import type { DiffusionOps, GoldenCase, GoldenCases, Row, Skip } from './types.ts';
 
 export * from './types.ts';
@@ -45,6 +46,10 @@ const READERS: Array<{ match: RegExp; read: Reader }> = [
   { match: /^id_calc_bpd_loop\.json$/, read: readCalcBpdLoop },
   { match: /^timestep_embedding\.json$/, read: (f, r) => readTimestepEmbedding(f, r) },
   { match: /^sampling_tiny_model\.json$/, read: readSamplingTiny },
+  { match: /^diffusers_set_timesteps\.json$/, read: (f, r) => readDiffusersSetTimesteps(f, r) },
+  { match: /^diffusers_variance\.json$/, read: (f, r) => readDiffusersVariance(f, r) },
+  { match: /^diffusers_buffers\.json$/, read: (f, r) => readDiffusersBuffers(f, r) },
+  { match: /^diffusers_loops\.json$/, read: (f, r) => readDiffusersLoops(f, r) },
 ];
 
 /** Files that are not data, or data for another part of the project. */
@@ -53,6 +58,10 @@ const NOT_HERE: Array<{ match: RegExp; reason: string }> = [
   { match: /^manifest\.json$/, reason: 'provenance and SHA-256 of every file: checked by the integrity properties [golden.integrity.*]' },
   { match: /^ho_unet_small.*$/, reason: UNET_SKIP },
   { match: /^sampling_T\d+_ho_unet_small\.json$/, reason: UNET_SKIP },
+  {
+    match: /^diffusers_tests(_noise\.safetensors|\.json)$/,
+    reason: "not applicable here: diffusers' own test loops (1000 steps of [4,3,8,8], sums of |x|) are replayed by the properties [ddpm.diffusers.upstreamDdpmFullLoops], [ddpm.diffusers.upstreamDdpmWithNoise], [ddpm.diffusers.upstreamDdimFullLoops] and [reference.diffusers.upstreamDdpmLoops]",
+  },
 ];
 
 /** What a folder turns into. */
@@ -152,7 +161,7 @@ export async function replayCase(c: GoldenCase, impl: DiffusionOps): Promise<Row
   for (const k of c.checks) {
     try {
       const elementAtol = typeof k.elementAtol === 'function' ? await k.elementAtol(impl) : k.elementAtol;
-      rows.push({ ...head, ...compareCheck(outputs[k.quantity], { ...k, elementAtol }) });
+      rows.push({ ...head, ...compareCheck(outputs[k.quantity], { ...k, elementAtol, mask: elementAtol?.mask ?? k.mask }) });
     } catch (e) {
       if (e instanceof CannotRun) rows.push(skipRow(c.file, c.id, k.quantity, e.message, c.op));
       else rows.push({ ...head, quantity: k.quantity, verdict: 'error', maxAbs: NaN, maxRel: NaN, compared: 0, masked: 0, failures: 1, tolerance: '', reason: '', detail: String(e) });

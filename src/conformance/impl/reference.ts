@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { diffusersReferenceOps } from './diffusersReference.ts';
 import * as tf from '@tensorflow/tfjs';
 import {
   GaussianDiffusion,
@@ -168,6 +169,7 @@ async function readAll<K extends string>(o: Record<K, tf.Tensor>, image: boolean
 export function referenceOps(): DiffusionOps {
   return {
     name: `reference (tfjs, ${tf.getBackend()})`,
+    ...diffusersReferenceOps(),
 
     schedule: (a) =>
       run('schedule', async () => {

@@ -404,7 +404,7 @@ export async function connectStdio(command: string, opts: StdioOptions = {}): Pr
       `\`${command}\` answered hello with an unexpected message${body}: field ${issue.path.join('.') || '(root)'}: ${issue.message}; expected {"id": 0, "hello": {"protocol": ${PROTOCOL_VERSION}, "name": "...", "ops": [...]}}`,
     );
   }
-  const { name, ops, notes } = hello.data.hello;
+  const { name, ops, notes, precision, cdf } = hello.data.hello;
   const known = new Set<string>(OP_NAMES);
   const supported = OP_NAMES.filter((o) => ops.includes(o));
   const unknownOps = ops.filter((o) => !known.has(o));
@@ -415,6 +415,8 @@ export async function connectStdio(command: string, opts: StdioOptions = {}): Pr
     supported,
     unknownOps,
     notes,
+    precision,
+    cdf,
     pgid: conn.pgid,
     close: () => conn.close(),
   };
