@@ -86,7 +86,7 @@ describe("1.3 Conditioning and Bayes' rule", () => {
       { numRuns: 30 },
     ));
 
-  it("Bayes' rule p(x | y) = p(y | x) p(x) / Σ p(y | x') p(x') equals conditioning the joint on y  [probability.conditional.bayes]", () =>
+  it("Bayes' rule p(x | y) = p(y | x) p(x) / Σ p(y | x') p(x') equals conditioning the joint on y; an observation of probability 0 is rejected  [probability.conditional.bayes]", () =>
     fc.assert(
       fc.property(table({ minVars: 2, maxVars: 3 }), fc.nat(), (joint, k) => {
         const [x, ...ys] = joint.variables;
@@ -100,6 +100,9 @@ describe("1.3 Conditioning and Bayes' rule", () => {
         const z = byHand.reduce((s, v) => s + v, 0);
         expect(post.values).toBeCloseWithin(byHand.map((v) => v / z), RATIO_TOL);
         expect(() => bayesRule(prior, tabularMarginal(joint, ys.map((v) => v.name)), y)).toThrow(`bayesRule: likelihood must be a table over the prior's variables too, "${x.name}" is missing`);
+        // An observation that every x' explains with probability 0: Σ p(y | x') p(x') = 0, and the rule is undefined.
+        const deaf = { variables: likelihood.variables, values: allAssignments(likelihood.variables).map((a, i) => (ys.every((v) => a[v.name] === y[v.name]) ? 0 : likelihood.values[i])) };
+        expect(() => bayesRule(prior, deaf, y)).toThrow(`bayesRule: observed ${JSON.stringify(y)} has probability 0 under prior × likelihood`);
       }),
       { numRuns: 50 },
     ));
