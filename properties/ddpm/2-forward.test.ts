@@ -6,7 +6,7 @@ import { linearGaussianMarginal, type Gaussian } from '../../spec/gaussian/index
 import { identity, scaleMat } from '../../spec/linalg.ts';
 import { ksTest, mcAgrees } from '../../src/numeric/stats.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
-import { qMeanVarianceEqClosedForm, qSampleEqClosedForm } from '../laws/ddpm.ts';
+import { qMeanVarianceEqClosedForm, qSampleEqClosedForm } from '../../src/conformance/ddpmLaws.ts';
 import { expectLawOnSpec, printable, rngArb, schedule, scheduleAndT, vec } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;

@@ -11,7 +11,7 @@ import {
 import { gaussianConditional, linearGaussianJoint, linearGaussianPosterior } from '../../spec/gaussian/index.ts';
 import { identity, scaleMat } from '../../spec/linalg.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
-import { posteriorAtFirstStepIsX0, posteriorEqCoefficients, posteriorVarianceBetweenZeroAndBeta, xprevInvertsPosteriorMean } from '../laws/ddpm.ts';
+import { posteriorAtFirstStepIsX0, posteriorEqCoefficients, posteriorVarianceBetweenZeroAndBeta, xprevInvertsPosteriorMean } from '../../src/conformance/ddpmLaws.ts';
 import { expectLawOnSpec, schedule, scheduleAndT, userBetas, vec } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;

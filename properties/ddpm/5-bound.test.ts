@@ -30,7 +30,7 @@ import { gaussianLogPdf, linearGaussianPosterior } from '../../spec/gaussian/ind
 import { identity, scaleMat } from '../../spec/linalg.ts';
 import { mcAgrees } from '../../src/numeric/stats.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
-import { bpdTotalEqPriorPlusTerms, normalKlIsDivergence } from '../laws/ddpm.ts';
+import { bpdTotalEqPriorPlusTerms, normalKlIsDivergence } from '../../src/conformance/ddpmLaws.ts';
 import { expectLawOnSpec, printable, rngArb, scheduleAndT, userBetas, vec } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;

@@ -1,10 +1,10 @@
 /**
- * Glue between the laws of the spec (`properties/laws/ddpm.ts`: plain async checks over any {@link DiffusionOps})
+ * Glue between the laws of the spec (`ddpmLaws.ts`: plain async checks over any {@link DiffusionOps})
  * and the report of `ddpm-spec check`.
  *
  * @module
  */
-import { DDPM_LAWS, LAW_TOL, type LawResult } from '../../properties/laws/ddpm.ts';
+import { DDPM_LAWS, LAW_TOL, type LawResult } from './ddpmLaws.ts';
 import { fmt } from '../numeric/close.ts';
 import type { Tolerance } from '../numeric/tolerance.ts';
 import type { DiffusionOps } from './ops.ts';

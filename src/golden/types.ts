@@ -8,13 +8,6 @@
 import type { DiffusionArgs, DiffusionOps, OpName, Tensor } from '../conformance/ops.ts';
 import type { Tolerance } from '../numeric/tolerance.ts';
 
-/**
- * Diffusion arguments as the golden cases pass them. `original_num_timesteps` is what a respaced diffusion
- * with `rescale_timesteps` scales by (improved's `_WrappedModel`: t_model = map[t]·1000/T_original); it is not
- * (yet) part of {@link DiffusionArgs}, so implementations that do not read it see only the standard fields.
- */
-export type GoldenDiffusionArgs = DiffusionArgs & { original_num_timesteps?: number };
-
 /** The per-element part of a tolerance that depends on the data (an error budget), replacing `atol`. */
 export interface ElementAtol {
   /** atol for each element (same length as the expected data). */
@@ -104,4 +97,4 @@ export interface Row {
   detail: string;
 }
 
-export type { DiffusionOps, OpName, Tensor };
+export type { DiffusionArgs, DiffusionOps, OpName, Tensor };

@@ -283,6 +283,7 @@ const meanSquared = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
 export function createSpecOps(): DiffusionOps {
   const ops: DiffusionOps = {
     name: 'spec (float64)',
+    precision: 'float64',
 
     async schedule(a) {
       return { betas: tensor1d(guard('schedule', () => namedBetas(a))) };

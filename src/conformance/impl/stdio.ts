@@ -20,18 +20,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { FormatError } from '../../formats/errors.ts';
-import { OP_NAMES, OpError, type DiffusionOps, type OpName } from '../ops.ts';
+import { OP_NAMES, OpError, OpUnsupported, type DiffusionOps, type OpName } from '../ops.ts';
 import { HelloResponse, PROTOCOL_VERSION, decodeResult, encodeCall } from '../protocol.ts';
+import { DEFAULT_PRECISION } from '../vocabulary.ts';
 
 /** The implementation broke the protocol, died, or timed out. */
 export class ImplError extends Error {
   override name = 'ImplError';
 }
 
-/** The implementation does not support these arguments (`error.type = "unsupported"`): the case is skipped. */
-export class OpUnsupported extends OpError {
-  override name = 'OpUnsupported';
-}
+export { OpUnsupported };
 
 export interface StdioOptions {
   /** Seconds to wait for the answer to one operation (default 120). */
@@ -236,7 +234,7 @@ export async function connectStdio(command: string, opts: StdioOptions = {}): Pr
       `\`${command}\` answered hello with an unexpected message${body}: field ${issue.path.join('.') || '(root)'}: ${issue.message}; expected {"id": 0, "hello": {"protocol": ${PROTOCOL_VERSION}, "name": "...", "ops": [...]}}`,
     );
   }
-  const { name, ops, notes } = hello.data.hello;
+  const { name, ops, notes, precision } = hello.data.hello;
   const known = new Set<string>(OP_NAMES);
   const supported = OP_NAMES.filter((o) => ops.includes(o));
   const unknownOps = ops.filter((o) => !known.has(o));
@@ -247,6 +245,7 @@ export async function connectStdio(command: string, opts: StdioOptions = {}): Pr
     supported,
     unknownOps,
     notes,
+    precision: precision ?? DEFAULT_PRECISION,
     close: () => conn.close(),
   };
   for (const op of supported) {

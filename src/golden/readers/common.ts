@@ -3,15 +3,16 @@
  *
  * @module
  */
-import type { ModelMeanType, ModelSpec, ModelVarType, LossType, ScheduleArgs } from '../../conformance/ops.ts';
+import type { ModelSpec, ScheduleArgs } from '../../conformance/ops.ts';
+import { LossType, ModelMeanType, ModelVarType } from '../../conformance/vocabulary.ts';
 import { FormatError } from '../../formats/errors.ts';
 import { boolField, has, intsOf, numberField, stringField, tensorField, expectShape } from '../tensors.ts';
 import { describeSchedule, parseScheduleName } from '../context.ts';
 import type { Tensor } from '../types.ts';
 
-export const MEAN_TYPES: readonly ModelMeanType[] = ['EPSILON', 'START_X', 'PREVIOUS_X'];
-export const VAR_TYPES: readonly ModelVarType[] = ['FIXED_SMALL', 'FIXED_LARGE', 'LEARNED', 'LEARNED_RANGE'];
-export const LOSS_TYPES: readonly LossType[] = ['MSE', 'RESCALED_MSE', 'KL', 'RESCALED_KL'];
+export const MEAN_TYPES = ModelMeanType.options;
+export const VAR_TYPES = ModelVarType.options;
+export const LOSS_TYPES = LossType.options;
 
 /** An enum field; `undefined` (with the reason) when the value is not one the vocabulary knows. */
 export function enumField<T extends string>(root: unknown, path: string, file: string, allowed: readonly T[]): { value?: T; unknown?: string } {

@@ -13,14 +13,14 @@ import { FormatError } from '../../formats/errors.ts';
 import { describeSchedule, parseScheduleName, type ScheduleIndex } from '../context.ts';
 import { boolField, concat0, expectShape, has, index0, intListField, merge01, numberField, objectField, q, scale, stringField, tensor, tensorField } from '../tensors.ts';
 import { GOLDEN_TOL } from '../tolerances.ts';
-import type { Check, GoldenCase, GoldenCases, GoldenDiffusionArgs, Skip, Tensor } from '../types.ts';
+import type { Check, GoldenCase, GoldenCases, DiffusionArgs, Skip, Tensor } from '../types.ts';
 import { MEAN_TYPES, VAR_TYPES, enumField, scheduleOf, tinyModelField } from './common.ts';
 
 interface StepRun {
   file: string;
   id: string;
   op: Extract<OpName, 'p_sample_step' | 'ddim_step' | 'ddim_reverse_step'>;
-  args: (impl: DiffusionOps) => Promise<GoldenDiffusionArgs & { clip_denoised: boolean; eta?: number }>;
+  args: (impl: DiffusionOps) => Promise<DiffusionArgs & { clip_denoised: boolean; eta?: number }>;
   model: ModelSpec;
   start: Tensor;
   trajectory: Tensor;
@@ -272,7 +272,7 @@ export function readSamplingTiny(file: string, root: unknown, index: ScheduleInd
         });
       }
       const model = tinyModelField(root, `${p}.model`, file);
-      const a: GoldenDiffusionArgs & { clip_denoised: boolean } = {
+      const a: DiffusionArgs & { clip_denoised: boolean } = {
         betas,
         timestep_map: map,
         rescale_timesteps: rescale,
