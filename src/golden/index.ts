@@ -5,8 +5,9 @@
  * into cases: which operation of the vocabulary (`src/conformance/ops.ts`) to call with which inputs, and the
  * expected outputs with a tolerance and its reason per quantity. Everything is read from the files: shapes,
  * configurations, timesteps, schedules; the same code replays files regenerated with other seeds or
- * configurations. A file, record or quantity that no reader understands is listed as skipped with the reason;
- * a malformed file gives a {@link FormatError} naming the file and field. {@link replay} calls an
+ * configurations. A file, record or quantity is either compared, not applicable (with the reason), or not
+ * understood; a record a reader cannot use is an error entry naming the file, record and field, and the other
+ * records are still read. {@link replay} calls an
  * implementation and compares, one {@link Row} per checked quantity.
  *
  * @module
@@ -23,7 +24,9 @@ import { readLossesElementwise } from './readers/likelihood.ts';
 import { readCalcBpdLoop, readTrainingLosses } from './readers/losses.ts';
 import { readSamplingTiny } from './readers/sampling.ts';
 import { indexHoSchedules, readHoSchedules, readIdBuffers } from './readers/schedules.ts';
-import type { DiffusionOps, GoldenCase, GoldenCases, Row, Skip } from './types.ts';
+import { OpUnsupported } from '../conformance/ops.ts';
+import { DEFAULT_PRECISION } from '../conformance/vocabulary.ts';
+import type { DiffusionOps, GoldenCase, GoldenCases, ReplayContext, Row, Skip, SkipKind, Verdict } from './types.ts';
 
 export * from './types.ts';
 export { GOLDEN_TOL, gradTol } from './tolerances.ts';
@@ -48,11 +51,11 @@ const READERS: Array<{ match: RegExp; read: Reader }> = [
 ];
 
 /** Files that are not data, or data for another part of the project. */
-const NOT_HERE: Array<{ match: RegExp; reason: string }> = [
-  { match: /^README\.md$/, reason: 'documentation of the folder, not data' },
-  { match: /^manifest\.json$/, reason: 'provenance and SHA-256 of every file: checked by the integrity properties [golden.integrity.*]' },
-  { match: /^ho_unet_small.*$/, reason: UNET_SKIP },
-  { match: /^sampling_T\d+_ho_unet_small\.json$/, reason: UNET_SKIP },
+const NOT_HERE: Array<{ match: RegExp; reason: string; kind?: SkipKind }> = [
+  { match: /^README\.md$/, reason: 'documentation of the folder, not data', kind: 'not applicable' },
+  { match: /^manifest\.json$/, reason: 'provenance and SHA-256 of every file: checked by the integrity properties [golden.integrity.*]', kind: 'not applicable' },
+  { match: /^ho_unet_small.*$/, reason: UNET_SKIP, kind: 'not applicable' },
+  { match: /^sampling_T\d+_ho_unet_small\.json$/, reason: UNET_SKIP, kind: 'not applicable' },
 ];
 
 /** What a folder turns into. */
@@ -70,7 +73,7 @@ export interface GoldenSet extends GoldenCases {
  */
 export function readGoldenFile(path: string, index: ScheduleIndex, opts: { name?: string } = {}): GoldenCases {
   const file = opts.name ?? basename(path);
-  for (const n of NOT_HERE) if (n.match.test(file)) return { cases: [], skipped: [{ file, reason: n.reason }] };
+  for (const n of NOT_HERE) if (n.match.test(file)) return { cases: [], skipped: [{ file, reason: n.reason, kind: n.kind }] };
   const reader = READERS.find((r) => r.match.test(file));
   if (!reader) return { cases: [], skipped: [{ file, reason: 'no reader for this file' }] };
   let root: unknown;
@@ -92,9 +95,8 @@ export function readGoldenJson(file: string, root: unknown, index: ScheduleIndex
 }
 
 /**
- * Read every file of a golden folder.
- *
- * @throws {@link FormatError} for the first malformed file
+ * Read every file of a golden folder: a malformed file or record becomes an error entry in `skipped`
+ * (kind `error`), and the rest is still read.
  */
 export function loadGolden(dir: string, opts: { only?: (file: string) => boolean } = {}): GoldenSet {
   const index = new ScheduleIndex();
@@ -107,32 +109,46 @@ export function loadGolden(dir: string, opts: { only?: (file: string) => boolean
   const skipped: Skip[] = [];
   // The folder's schedules are indexed from every buffer file, whichever files are replayed.
   for (const f of files) {
-    if (/^id_buffers_.*\.json$|^ho_beta_schedules_and_buffers\.json$/.test(f) && !(opts.only?.(f) ?? true)) readGoldenFile(join(dir, f), index);
+    if (!/^id_buffers_.*\.json$|^ho_beta_schedules_and_buffers\.json$/.test(f) || (opts.only?.(f) ?? true)) continue;
+    try {
+      readGoldenFile(join(dir, f), index);
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e; // reported when that file itself is checked
+    }
   }
   for (const f of files) {
     if (opts.only && !opts.only(f)) continue;
-    const r = readGoldenFile(join(dir, f), index);
-    cases.push(...r.cases);
-    skipped.push(...r.skipped);
+    // A file that cannot be read at all is one error row; the other files are still read.
+    try {
+      const r = readGoldenFile(join(dir, f), index);
+      cases.push(...r.cases);
+      skipped.push(...r.skipped);
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      skipped.push({ file: f, case: '(file)', quantity: e.field, reason: e.problem, kind: 'error' });
+    }
   }
   return { files, index, cases, skipped };
 }
 
-function skipRow(file: string, kase: string, quantity: string, reason: string, op?: GoldenCase['op']): Row {
-  return { file, case: kase, quantity, op, verdict: 'skip', maxAbs: NaN, maxRel: NaN, compared: 0, masked: 0, failures: 0, tolerance: '', reason, detail: reason };
+function skipRow(file: string, kase: string, quantity: string, reason: string, op?: GoldenCase['op'], verdict: Verdict = 'skip'): Row {
+  return { file, case: kase, quantity, op, verdict, maxAbs: NaN, maxRel: NaN, compared: 0, masked: 0, failures: verdict === 'error' ? 1 : 0, tolerance: '', reason, detail: reason };
 }
 
-/** Skipped records as rows. */
+const SKIP_VERDICT: Record<SkipKind, Verdict> = { 'not applicable': 'n/a', 'not understood': 'unread', error: 'error' };
+
+/** What the readers left out, as rows: not applicable (n/a), not understood (unread), or a record error. */
 export function skippedRows(skipped: Skip[]): Row[] {
-  return skipped.map((s) => skipRow(s.file, s.case ?? '(file)', s.quantity ?? '', s.reason));
+  return skipped.map((s) => skipRow(s.file, s.case ?? '(file)', s.quantity ?? '', s.reason, undefined, SKIP_VERDICT[s.kind ?? 'not understood']));
 }
+
+const DEFAULT_CONTEXT: ReplayContext = { precision: DEFAULT_PRECISION };
 
 /** Replay one case on an implementation: one row per check (or one row for an expected refusal). */
-export async function replayCase(c: GoldenCase, impl: DiffusionOps): Promise<Row[]> {
+export async function replayCase(c: GoldenCase, impl: DiffusionOps, ctx: ReplayContext = DEFAULT_CONTEXT): Promise<Row[]> {
   const fn = impl[c.op];
-  if (typeof fn !== 'function') {
-    return [skipRow(c.file, c.id, c.checks.map((k) => k.quantity).join(', ') || 'error', `operation ${c.op} is not implemented by ${impl.name}`, c.op)];
-  }
+  const quantities = c.checks.map((k) => k.quantity).join(', ') || 'refuses';
+  if (typeof fn !== 'function') return [skipRow(c.file, c.id, quantities, `operation ${c.op} is not implemented by ${impl.name}`, c.op)];
   const head = { file: c.file, case: c.note ? `${c.id} [${c.note}]` : c.id, op: c.op };
   let outputs: Record<string, { shape: number[]; data: Float64Array }>;
   try {
@@ -140,10 +156,14 @@ export async function replayCase(c: GoldenCase, impl: DiffusionOps): Promise<Row
   } catch (e) {
     const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
     if (e instanceof CannotRun) return [skipRow(c.file, c.id, '', e.message, c.op)];
+    // Declined: an operation the implementation lists must answer its cases; only an optional part may be left out.
+    if (e instanceof OpUnsupported) {
+      return [skipRow(c.file, c.id, quantities, c.optional ? `${e.message} (${c.optional})` : e.message, c.op, c.optional ? 'skip' : 'declined')];
+    }
     if (c.expectError !== undefined) {
       return [{ ...head, quantity: 'refuses', verdict: 'pass', maxAbs: 0, maxRel: 0, compared: 1, masked: 0, failures: 0, tolerance: 'must throw', reason: `the reference code raised ${c.expectError}`, detail: msg }];
     }
-    return [{ ...head, quantity: c.checks.map((k) => k.quantity).join(', '), verdict: 'error', maxAbs: NaN, maxRel: NaN, compared: 0, masked: 0, failures: 1, tolerance: '', reason: '', detail: msg }];
+    return [{ ...head, quantity: quantities, verdict: 'error', maxAbs: NaN, maxRel: NaN, compared: 0, masked: 0, failures: 1, tolerance: '', reason: '', detail: msg }];
   }
   if (c.expectError !== undefined) {
     return [{ ...head, quantity: 'refuses', verdict: 'fail', maxAbs: NaN, maxRel: NaN, compared: 1, masked: 0, failures: 1, tolerance: 'must throw', reason: `the reference code raised ${c.expectError}`, detail: 'the operation returned instead of refusing' }];
@@ -151,8 +171,8 @@ export async function replayCase(c: GoldenCase, impl: DiffusionOps): Promise<Row
   const rows: Row[] = [];
   for (const k of c.checks) {
     try {
-      const elementAtol = typeof k.elementAtol === 'function' ? await k.elementAtol(impl) : k.elementAtol;
-      rows.push({ ...head, ...compareCheck(outputs[k.quantity], { ...k, elementAtol }) });
+      const elementAtol = typeof k.elementAtol === 'function' ? await k.elementAtol(impl, ctx) : k.elementAtol;
+      rows.push({ ...head, ...compareCheck(outputs[k.quantity], { ...k, elementAtol, precision: ctx.precision }) });
     } catch (e) {
       if (e instanceof CannotRun) rows.push(skipRow(c.file, c.id, k.quantity, e.message, c.op));
       else rows.push({ ...head, quantity: k.quantity, verdict: 'error', maxAbs: NaN, maxRel: NaN, compared: 0, masked: 0, failures: 1, tolerance: '', reason: '', detail: String(e) });
@@ -162,10 +182,10 @@ export async function replayCase(c: GoldenCase, impl: DiffusionOps): Promise<Row
 }
 
 /** Replay cases one after the other (tfjs backends are not re-entrant). */
-export async function replay(cases: GoldenCase[], impl: DiffusionOps, onRow?: (r: Row) => void): Promise<Row[]> {
+export async function replay(cases: GoldenCase[], impl: DiffusionOps, onRow?: (r: Row) => void, ctx: ReplayContext = { precision: impl.precision ?? DEFAULT_PRECISION }): Promise<Row[]> {
   const rows: Row[] = [];
   for (const c of cases) {
-    for (const r of await replayCase(c, impl)) {
+    for (const r of await replayCase(c, impl, ctx)) {
       rows.push(r);
       onRow?.(r);
     }
@@ -181,7 +201,7 @@ export function formatRow(r: Row): string {
 
 /** Counts per verdict. */
 export function summarize(rows: Row[]): Record<Row['verdict'], number> {
-  const out = { pass: 0, fail: 0, skip: 0, error: 0 };
+  const out = { pass: 0, fail: 0, error: 0, declined: 0, unread: 0, 'n/a': 0, skip: 0 };
   for (const r of rows) out[r.verdict]++;
   return out;
 }

@@ -13,7 +13,7 @@ import { expectShape, has, listField, objectField, q, tensorField } from '../ten
 import { GOLDEN_TOL } from '../tolerances.ts';
 import type { Tolerance } from '../../numeric/tolerance.ts';
 import type { Check, ElementAtol, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
-import { diffusionCaseHeader, list, scheduleOf, timestepsField } from './common.ts';
+import { diffusionCaseHeader, guarded, list, scheduleOf, timestepsField } from './common.ts';
 
 /** Elements per batch example of an image tensor. */
 const inner = (t: Tensor): number => t.data.length / t.shape[0];
@@ -51,7 +51,8 @@ function need(bufs: Record<string, Float64Array>, name: string, sched: ScheduleA
 export function readQFunctions(file: string, root: unknown, index: ScheduleIndex): GoldenCases {
   const cases: GoldenCase[] = [];
   const skipped: Skip[] = [];
-  listField(root, 'cases', file).forEach((_, ci) => {
+  listField(root, 'cases', file).forEach((_, ci) => 
+    guarded(skipped, file, `cases[${ci}]`, () => {
     const p = `cases.${ci}`;
     const { name, T } = scheduleOf(root, `${p}.args`, file);
     const sched = parseScheduleName(name, T);
@@ -202,7 +203,7 @@ export function readQFunctions(file: string, root: unknown, index: ScheduleIndex
         });
       }
     }
-  });
+  }));
   return { cases, skipped };
 }
 
@@ -210,7 +211,8 @@ export function readQFunctions(file: string, root: unknown, index: ScheduleIndex
 export function readPMeanVariance(file: string, root: unknown, index: ScheduleIndex): GoldenCases {
   const cases: GoldenCase[] = [];
   const skipped: Skip[] = [];
-  listField(root, 'cases', file).forEach((_, ci) => {
+  listField(root, 'cases', file).forEach((_, ci) => 
+    guarded(skipped, file, `cases[${ci}]`, () => {
     const p = `cases.${ci}`;
     const h = diffusionCaseHeader(root, p, file);
     const { T, sched, clip, id } = h;
@@ -252,6 +254,6 @@ export function readPMeanVariance(file: string, root: unknown, index: ScheduleIn
           t,
         ),
     });
-  });
+  }));
   return { cases, skipped };
 }
