@@ -109,7 +109,7 @@ describe('8.4 --impl CMD: implementations in other processes and languages, thro
     const table = formatTable(rep);
     expect(table).toMatch(/^ddpm-spec check: wrong_ddpm\.py \(numpy, float64, two deliberate mistakes\)\n  command: /);
     expect(table).toMatch(/\n  notes: deliberately wrong: /);
-    expect(table).toMatch(/\nNOT OK: \d+ passed, \d+ failed, 0 errors, \d+ skipped \(\d+ checks, [\d.]+ s\)\n$/);
+    expect(table).toMatch(/\nNOT OK: \d+ passed, \d+ failed, 0 errors, 0 declined, 0 not understood, \d+ not applicable, \d+ skipped \(\d+ checks, [\d.]+ s, float32\)\n$/);
     const dir = mkdtempSync(join(tmpdir(), 'ddpm-report-'));
     try {
       const path = join(dir, 'report.json');

@@ -73,6 +73,7 @@ describe('8.5 Coverage is part of the verdict', () => {
     const rep = await runCheck({ golden: dir, impl: server('spec --decline p_mean_variance:FIXED_LARGE'), laws: true, only: ['id_p_mean', 'cosine_T20'] });
     const declined = withVerdict(rep, 'declined');
     expect(declined.length).toBeGreaterThan(0);
+    expect(declined.filter((r) => r.kind === 'golden').length, 'the FIXED_LARGE cases of id_p_mean_variance.json').toBe(12);
     expect(declined.filter((r) => r.kind === 'golden').every((r) => r.op === 'p_mean_variance' && / FIXED_LARGE\//.test(r.case)), 'only the FIXED_LARGE cases').toBe(true);
     expect(declined.some((r) => r.kind === 'law' && r.quantity === 'ddpm.ops.fixedVariancesAreBetaOrPosterior'), 'the law that would catch it is declined too, not skipped').toBe(true);
     expect(rep.rows.filter((r) => r.op === 'p_mean_variance' && r.verdict === 'pass' && / FIXED_SMALL\//.test(r.case)).length).toBeGreaterThan(0);
@@ -98,5 +99,41 @@ describe('8.5 Coverage is part of the verdict', () => {
     expect(failed).toEqual(['training_losses › terms.loss', 'training_losses › terms.vb']);
     expect(rep.rows.filter((r) => r.verdict === 'fail').every((r) => / RESCALED_MSE /.test(r.case))).toBe(true);
     expect(rep.verdict).toBe('NOT OK');
+  });
+
+  it('lists what failed from cause to effect: schedule → buffers → q_* → p_* → steps → losses/bpd, laws after their operations  [conformance.report.dependencyOrder]', () => {
+    const row = (op: string | undefined, quantity: string, kind: 'golden' | 'law' = 'golden', needs?: string[]): ReportRow => ({
+      kind,
+      file: kind === 'law' ? 'laws of the spec' : 'f.json',
+      case: 'c',
+      quantity,
+      ...(op ? { op } : {}),
+      ...(needs ? { needs } : {}),
+      verdict: 'fail',
+      maxAbs: 1,
+      maxRel: 1,
+      tolerance: null,
+      reason: null,
+    });
+    // Listed in the order a report meets them: the downstream bits/dim first, the q_sample bug last.
+    const rows = [
+      row('calc_bpd_loop', 'vb'),
+      row('training_losses', 'terms.loss'),
+      row(undefined, 'ddpm.ops.qSampleEqClosedForm', 'law', ['q_sample', 'buffers']),
+      row('p_sample_step', 'sample'),
+      row('p_mean_variance', 'mean'),
+      row('q_sample', 'x_t'),
+      row('buffers', 'alphas_cumprod'),
+    ];
+    const lines = failureSummary(rows).slice(1).map((l) => l.trim().split(/ {2,}/)[0]);
+    expect(lines).toEqual([
+      'buffers › alphas_cumprod',
+      'q_sample › x_t',
+      'law ddpm.ops.qSampleEqClosedForm',
+      'p_mean_variance › mean',
+      'p_sample_step › sample',
+      'training_losses › terms.loss',
+      'calc_bpd_loop › vb',
+    ]);
   });
 });
