@@ -13,9 +13,24 @@ import { readJson, tensorAt, valueAt } from '../formats/jsonTensor.ts';
 import { readSafetensors } from '../formats/safetensors.ts';
 import { override } from '../numeric/tolerance.ts';
 import { compareCheck } from './compare.ts';
+import { skippedRows } from './index.ts';
 import type { Row } from './types.ts';
 
 // ---------------------------------------------------------------------------------------------------------
+
+/** Fields of `<stem>_io.json` that other properties check, and which. */
+const IO_FIELDS_ELSEWHERE: Record<string, string> = {
+  state_dict_index: "the port's parameter names and shapes: checked against our parameter list by [unet.params.namesMatchPort]",
+  lsun_256_config_param_count: 'the LSUN 256×256 configuration and its parameter count: checked by [unet.params.lsunIndex]',
+};
+/** Fields of a UNet sampling run that the replay reads. */
+const RUN_FIELDS_READ = ['impl', 'model_var_type', 'eta', 'noise', 'trajectory', 'pred_xstart', 'logvar_buffer'];
+/** Fields of a UNet sampling run that are not outputs to compare, and why. */
+const RUN_FIELDS_ELSEWHERE: Record<string, string> = {
+  'torch.manual_seed': 'provenance: the seed of the recorded noise (the noise itself is replayed)',
+  final: "the trajectory's last entry (the trajectory is compared step by step)",
+  max_abs_diff_vs_pesser_final: 'the recording code\'s own comparison with the pesser run: checked by [unet.sampling.goldenRunsAgree]',
+};
 
 const UNET_TOL = override({ rtol: 1e-4, atol: 1e-4 }, 'golden README: a float32 port of the UNet is within rtol 1e−4, atol 1e−4 of PyTorch (convolution summation order differs between backends)');
 /** Hook names of the PyTorch port that are not module names, and what our forward pass calls them. */
@@ -71,7 +86,14 @@ export async function replayUnetFiles(
         add({ file: io, case: kase, op: undefined, ...compareCheck(await nchw(y), { quantity: key, expected: tensorAt(root, `outputs[${JSON.stringify(key)}]`, io), tol: UNET_TOL }) });
         tf.dispose([y, tt]);
       }
-      if (runIo) handled.push(`${stem}.safetensors`, io);
+      if (runIo) {
+        handled.push(`${stem}.safetensors`, io);
+        for (const k of Object.keys(root as object)) {
+          if (['meta', 'inputs', 'outputs', 'env'].includes(k)) continue;
+          const why = IO_FIELDS_ELSEWHERE[k];
+          for (const r of skippedRows([{ file: io, case: kase, quantity: k, reason: why ?? 'no reader for this field', kind: why ? 'not applicable' : 'not understood' }])) add(r);
+        }
+      }
       // Every activation the port's forward hooks recorded for that input.
       if (names.includes(actsName) && wanted(actsName)) {
         onStage?.(actsName);
@@ -148,9 +170,30 @@ export async function replayUnetFiles(
         const op = run.eta !== undefined ? 'ddim_step' : 'p_sample_step';
         emit({ file, case: kase, op, ...compareCheck(res.sample, { quantity: 'sample', expected: { shape: [T * B, ...img], data: traj.data }, tol: UNET_TOL, locate }) });
         emit({ file, case: kase, op, ...compareCheck(res.pred_xstart, { quantity: 'pred_xstart', expected: { shape: [T * B, ...img], data: pred.data }, tol: UNET_TOL, locate }) });
+        if ('logvar_buffer' in run) await compareLogvarBuffer(run, varType, kase, r);
       } catch (e) {
         emit({ file, case: kase, quantity: 'sample, pred_xstart', verdict: 'error', maxAbs: NaN, maxRel: NaN, compared: 0, masked: 0, failures: 1, tolerance: '', reason: '', detail: `${(e as Error).name}: ${(e as Error).message}` });
       }
+      for (const k of Object.keys(run)) {
+        if (RUN_FIELDS_READ.includes(k)) continue;
+        const why = RUN_FIELDS_ELSEWHERE[k];
+        for (const row of skippedRows([{ file, case: kase, quantity: k, reason: why ?? 'no reader for this field', kind: why ? 'not applicable' : 'not understood' }])) emit(row);
+      }
+    }
+
+    /**
+     * pesser's `logvar_buffer` against the implementation's buffers: fixedlarge is log(β̃_1, β_2, …, β_T) (improved's
+     * FIXED_LARGE); fixedsmall is log max(β̃_t, 1e−20), improved's clipped log β̃_t except at t = 0 (masked: pesser
+     * keeps log 1e−20 there, improved log β̃_1, and a step at t = 0 adds no noise, so sampling never reads it).
+     */
+    async function compareLogvarBuffer(run: Record<string, unknown>, varType: ModelVarType, kase: string, r: number): Promise<void> {
+      const expected = tensorAt(root, `runs.${r}.logvar_buffer`, file);
+      const b = await ops.buffers!({ betas });
+      const pv = b.posterior_variance.data;
+      const got = varType === 'FIXED_LARGE' ? Float64Array.from(b.betas.data, (x, i) => Math.log(i === 0 ? pv[1] : x)) : b.posterior_log_variance_clipped.data;
+      const keep = Uint8Array.from(got, (_, i) => (varType === 'FIXED_SMALL' && i === 0 ? 0 : 1));
+      const mask = { keep, reason: "t = 0 of fixedsmall: pesser's log 1e−20 against improved's clipped log β̃_1; a step at t = 0 adds no noise" };
+      emit({ file, case: kase, op: 'buffers', ...compareCheck({ shape: [got.length], data: got }, { quantity: `logvar_buffer (${String(run.model_var_type)})`, expected, tol: UNET_TOL, ...(varType === 'FIXED_SMALL' ? { mask } : {}) }) });
     }
   }
 }
