@@ -82,7 +82,7 @@ export const Coverage = z.object({
   declined: z.number().int(),
   notApplicable: z.number().int(),
   notUnderstood: z.number().int(),
-  notImplemented: z.number().int(),
+  skipped: z.number().int(),
 });
 export type Coverage = z.infer<typeof Coverage>;
 
@@ -129,14 +129,14 @@ export function overallVerdict(t: Totals): OverallVerdict {
 export function coverage(rows: readonly ReportRow[], by: 'file' | 'op'): Coverage[] {
   const out = new Map<string, Coverage>();
   for (const r of rows) {
-    const name = by === 'file' ? r.file : r.kind === 'law' ? 'laws' : (r.op ?? '(no operation)');
-    const c = out.get(name) ?? { name, compared: 0, failed: 0, declined: 0, notApplicable: 0, notUnderstood: 0, notImplemented: 0 };
+    const name = by === 'file' ? r.file : r.kind === 'law' ? 'laws' : (r.op ?? '(recorded data)');
+    const c = out.get(name) ?? { name, compared: 0, failed: 0, declined: 0, notApplicable: 0, notUnderstood: 0, skipped: 0 };
     if (r.verdict === 'pass') c.compared++;
     else if (r.verdict === 'fail' || r.verdict === 'error') (c.compared++, c.failed++);
     else if (r.verdict === 'declined') c.declined++;
     else if (r.verdict === 'n/a') c.notApplicable++;
     else if (r.verdict === 'unread') c.notUnderstood++;
-    else c.notImplemented++;
+    else c.skipped++;
     out.set(name, c);
   }
   const list = [...out.values()];
@@ -227,7 +227,7 @@ function coverageLine(c: Coverage): string {
   if (c.declined) parts.push(`${c.declined} declined`);
   if (c.notApplicable) parts.push(`${c.notApplicable} n/a`);
   if (c.notUnderstood) parts.push(`${c.notUnderstood} not understood`);
-  if (c.notImplemented) parts.push(`${c.notImplemented} not implemented`);
+  if (c.skipped) parts.push(`${c.skipped} skipped`);
   return `${c.name.padEnd(36)} ${parts.join(', ')}`;
 }
 
@@ -323,7 +323,7 @@ export function formatTable(report: Report, opts: TableOptions = {}): string {
 
   if (bad.length > 0) out.push('', ...failureSummary(report.rows, paint));
 
-  out.push('', 'coverage per operation (compared [failed], declined, not applicable, not understood, not implemented)');
+  out.push('', 'coverage per operation (compared [failed], declined, not applicable, not understood, skipped: not implemented or optional)');
   for (const c of coverage(report.rows, 'op')) out.push(`  ${coverageLine(c)}`);
 
   const t = report.totals;

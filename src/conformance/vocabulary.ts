@@ -276,6 +276,6 @@ export const OP_SPECS: Record<OpName, OpSpec> = {
 /** Position of an operation in the dependency order (unknown names last). */
 export function dependencyRank(name: string | undefined): number {
   const i = (OP_NAMES as readonly string[]).indexOf(name ?? '');
-  if (i < 0) return OP_NAMES.length;
+  if (i < 0) return STAGES.length * OP_NAMES.length;
   return STAGES.indexOf(OP_SPECS[name as OpName].stage) * OP_NAMES.length + i;
 }

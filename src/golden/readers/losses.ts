@@ -136,7 +136,7 @@ export function readTrainingLosses(file: string, root: unknown, index: ScheduleI
         id: `${id} t=${list(tv)}: gradients`,
         op: 'training_losses',
         checks: gradChecks,
-        optional: 'the gradients of training_losses are optional (its terms are checked on their own)',
+        optional: 'the gradients of training_losses are optional; its terms are checked on their own',
         run: (impl) => call(impl, true),
       });
     }
