@@ -87,7 +87,7 @@ describe('8.3 --golden DIR: any folder in the golden formats; an altered number 
       const { code, out } = await cli(['--golden', dir, '--builtin', 'spec', '--no-laws', '--failures']);
       expect(code).toBe(1);
       expect(out).toMatch(/ERROR  id_p_mean_variance\.json › cases\[2\] › cases\.2\.inputs\.x/);
-      expect(out).toMatch(/what failed .*\n  golden data › cases\[2\]/);
+      expect(out).toMatch(/what failed .*\n  golden data › id_p_mean_variance\.json › cases\[2\]/);
     } finally {
       writeFileSync(path, original);
     }

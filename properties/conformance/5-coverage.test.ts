@@ -34,6 +34,14 @@ beforeAll(() => {
   s.runs[0].my_seed_notes = 'a field no reader knows';
   writeFileSync(join(dir, 'sampling_tiny_model.json'), JSON.stringify(s));
   writeFileSync(join(dir, 'my_new_experiment.json'), '{"meta": {"function": "something new"}, "cases": []}');
+  // A known format whose frame is wrong (its schema is parsed before any case is built), and a known file with a
+  // top-level field its format does not define.
+  const q = JSON.parse(readFileSync(join(upstream, 'id_q_functions.json'), 'utf8'));
+  delete q.meta.commit;
+  writeFileSync(join(dir, 'id_q_functions.json'), JSON.stringify(q));
+  const p = JSON.parse(readFileSync(join(upstream, 'id_p_mean_variance.json'), 'utf8'));
+  p.my_extra_group = { note: 'a top-level field nobody reads' };
+  writeFileSync(join(dir, 'id_p_mean_variance.json'), JSON.stringify(p));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -43,6 +51,7 @@ describe('8.5 Coverage is part of the verdict', () => {
     // The respaced record without args: its space_timesteps, respace and buffers cases run from what it records;
     // only the step cases, which need the mean and variance types, are an error row naming the record and field.
     expect(withVerdict(rep, 'error').map((r) => `${name(r)}: ${r.detail}`)).toEqual([
+      'id_q_functions.json › (file) › meta.commit: Invalid input: expected string, received undefined',
       'sampling_tiny_model.json › spaced_ddim20_linear1000 › spaced_ddim20_linear1000.args: missing: the step cases need model_mean_type, model_var_type, clip_denoised (space_timesteps, respace and the buffers of this record are still checked)',
     ]);
     const spaced = rep.rows.filter((r) => r.case.startsWith('spaced_ddim20_linear1000 '));
@@ -52,18 +61,26 @@ describe('8.5 Coverage is part of the verdict', () => {
       'skip respace › betas, timestep_map',
       'pass buffers › alphas_cumprod',
     ]);
-    expect(withVerdict(rep, 'unread').map(name).sort()).toEqual(['my_new_experiment.json › (file) › ', 'sampling_tiny_model.json › runs[0] › my_seed_notes']);
+    expect(withVerdict(rep, 'unread').map(name).sort()).toEqual([
+      'id_p_mean_variance.json › my_extra_group › ',
+      'my_new_experiment.json › (file) › ',
+      'sampling_tiny_model.json › runs[0] › my_seed_notes',
+    ]);
     // Every other record of the folder is still checked.
     expect(rep.rows.filter((r) => r.file === 'id_p_mean_variance.json' && r.verdict === 'pass').length).toBe(48 * 4);
     expect(rep.rows.filter((r) => r.case.startsWith('spaced_15_cosine1000') && r.op === 'ddim_step').length).toBeGreaterThan(0);
     expect(rep.verdict).toBe('NOT OK');
     expect(EXIT_CODES[rep.verdict]).toBe(1);
-    expect(failureSummary(rep.rows)[1]).toMatch(/^ {2}golden data › spaced_ddim20_linear1000 /);
+    // Errors in the golden data come first in the summary, before any operation.
+    expect(failureSummary(rep.rows).slice(1, 3).map((l) => l.trim().split(/ {2,}/)[0])).toEqual([
+      'golden data › id_q_functions.json › (file)',
+      'golden data › sampling_tiny_model.json › spaced_ddim20_linear1000',
+    ]);
   });
 
   it('without the error, an unknown file or field leaves the verdict INCOMPLETE (exit 3), never OK  [conformance.coverage.unreadIsIncomplete]', async () => {
     const rep = await runCheck({ golden: dir, builtin: 'spec', laws: false, only: ['my_new', 'id_p_mean', 'cosine_T20'] });
-    expect(withVerdict(rep, 'unread').map(name)).toEqual(['my_new_experiment.json › (file) › ']);
+    expect(withVerdict(rep, 'unread').map(name).sort()).toEqual(['id_p_mean_variance.json › my_extra_group › ', 'my_new_experiment.json › (file) › ']);
     expect(rep.totals.fail + rep.totals.error).toBe(0);
     expect(rep.verdict).toBe('INCOMPLETE');
     expect(EXIT_CODES[rep.verdict]).toBe(3);

@@ -201,7 +201,7 @@ export function failureSummary(rows: readonly ReportRow[], paint: (v: Verdict, s
   const groups = new Map<string, { bad: ReportRow[]; all: number; verdict: Verdict; rank: number }>();
   for (const r of rows) {
     if (NOT_CHECKED.has(r.verdict)) continue;
-    const key = r.kind === 'law' ? `law ${r.quantity}` : r.op === undefined && r.verdict === 'error' ? `golden data › ${r.case}` : `${r.op ?? '?'} › ${r.quantity}`;
+    const key = r.kind === 'law' ? `law ${r.quantity}` : r.op === undefined && r.verdict === 'error' ? `golden data › ${r.file.split('/').pop()} › ${r.case}` : `${r.op ?? '?'} › ${r.quantity}`;
     const g = groups.get(key) ?? { bad: [], all: 0, verdict: 'pass' as Verdict, rank: rankOf(r) };
     g.all++;
     if (r.verdict === 'fail' || r.verdict === 'error') {

@@ -14,7 +14,9 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { z } from 'zod';
 import { FormatError } from '../formats/errors.ts';
+import { BuffersFile, CasesFile, EmbeddingFile, GroupsFile, SamplingFile, knownKeys } from './formats.ts';
 import { fmt } from '../numeric/close.ts';
 import { compareCheck } from './compare.ts';
 import { CannotRun, ScheduleIndex } from './context.ts';
@@ -37,17 +39,17 @@ export const UNET_SKIP = 'UNet: replayed by the UNet properties';
 
 type Reader = (file: string, root: unknown, index: ScheduleIndex) => GoldenCases;
 
-/** Which reader reads which file (by name, as the README lists them). */
-const READERS: Array<{ match: RegExp; read: Reader }> = [
-  { match: /^id_buffers_.*\.json$/, read: readIdBuffers },
-  { match: /^ho_beta_schedules_and_buffers\.json$/, read: (f, r) => readHoSchedules(f, r) },
-  { match: /^id_q_functions\.json$/, read: readQFunctions },
-  { match: /^id_p_mean_variance\.json$/, read: readPMeanVariance },
-  { match: /^id_losses_elementwise\.json$/, read: (f, r) => readLossesElementwise(f, r) },
-  { match: /^id_training_losses\.json$/, read: readTrainingLosses },
-  { match: /^id_calc_bpd_loop\.json$/, read: readCalcBpdLoop },
-  { match: /^timestep_embedding\.json$/, read: (f, r) => readTimestepEmbedding(f, r) },
-  { match: /^sampling_tiny_model\.json$/, read: readSamplingTiny },
+/** Which format and reader a file has (by name, as the README lists them): the schema is parsed first. */
+const READERS: Array<{ match: RegExp; schema: z.ZodObject; read: Reader }> = [
+  { match: /^id_buffers_.*\.json$/, schema: BuffersFile, read: readIdBuffers },
+  { match: /^ho_beta_schedules_and_buffers\.json$/, schema: BuffersFile, read: (f, r) => readHoSchedules(f, r) },
+  { match: /^id_q_functions\.json$/, schema: CasesFile, read: readQFunctions },
+  { match: /^id_p_mean_variance\.json$/, schema: CasesFile, read: readPMeanVariance },
+  { match: /^id_losses_elementwise\.json$/, schema: GroupsFile, read: (f, r) => readLossesElementwise(f, r) },
+  { match: /^id_training_losses\.json$/, schema: CasesFile, read: readTrainingLosses },
+  { match: /^id_calc_bpd_loop\.json$/, schema: CasesFile, read: readCalcBpdLoop },
+  { match: /^timestep_embedding\.json$/, schema: EmbeddingFile, read: (f, r) => readTimestepEmbedding(f, r) },
+  { match: /^sampling_tiny_model\.json$/, schema: SamplingFile, read: readSamplingTiny },
 ];
 
 /** Files that are not data, or data for another part of the project. */
@@ -90,8 +92,16 @@ export function readGoldenJson(file: string, root: unknown, index: ScheduleIndex
   if (typeof root !== 'object' || root === null || Array.isArray(root)) throw new FormatError(file, '', 'expected a JSON object at the top level');
   const reader = READERS.find((r) => r.match.test(file));
   if (!reader) return { cases: [], skipped: [{ file, reason: 'no reader for this file' }] };
+  const frame = reader.schema.safeParse(root);
+  if (!frame.success) {
+    const issue = frame.error.issues[0];
+    throw new FormatError(file, issue.path.join('.'), issue.message);
+  }
   if (/^ho_beta_schedules_and_buffers\.json$/.test(file)) indexHoSchedules(file, root, index);
-  return reader.read(file, root, index);
+  const out = reader.read(file, root, index);
+  const known = knownKeys(reader.schema);
+  for (const k of known ? Object.keys(root).filter((x) => !known.includes(x)) : []) out.skipped.push({ file, case: k, reason: 'no reader for this top-level field' });
+  return out;
 }
 
 /**
