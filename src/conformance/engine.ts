@@ -13,7 +13,7 @@ import { UsageError } from '../cli/common.ts';
 import { OP_NAMES, type DiffusionOps } from './ops.ts';
 import { connectStdio, ImplError, type StdioOps } from './impl/stdio.ts';
 import { LAWS_FILE, runLaws } from './laws.ts';
-import { overallVerdict, totals, type Report, type ReportRow, type SkippedFile } from './report.ts';
+import { coverage, overallVerdict, totals, type Report, type ReportRow, type SkippedFile } from './report.ts';
 import { UNET_SKIP, loadGolden, replay, skippedRows, type Row } from '../golden/index.ts';
 import { replayUnetFiles } from '../golden/unet.ts';
 import { DEFAULT_PRECISION } from './vocabulary.ts';
@@ -183,6 +183,7 @@ export async function runCheck(opts: CheckOptions = {}): Promise<Report> {
     laws: runTheLaws,
     rows,
     totals: t,
+    coverage: { files: coverage(rows, 'file'), operations: coverage(rows, 'op') },
     verdict: overallVerdict(t),
     ok: overallVerdict(t) === 'OK',
     precision,

@@ -101,6 +101,8 @@ export const Report = z.object({
   laws: z.boolean(),
   rows: z.array(ReportRow),
   totals: Totals,
+  /** Rows compared, declined, not applicable, not understood and skipped, per golden file and per operation. */
+  coverage: z.object({ files: z.array(Coverage), operations: z.array(Coverage) }),
   verdict: OverallVerdict,
   /** True exactly when the verdict is OK. */
   ok: z.boolean(),
@@ -228,7 +230,7 @@ function coverageLine(c: Coverage): string {
   if (c.notApplicable) parts.push(`${c.notApplicable} n/a`);
   if (c.notUnderstood) parts.push(`${c.notUnderstood} not understood`);
   if (c.skipped) parts.push(`${c.skipped} skipped`);
-  return `${c.name.padEnd(36)} ${parts.join(', ')}`;
+  return `${c.name.padEnd(44)} ${parts.join(', ')}`;
 }
 
 /**
@@ -323,8 +325,10 @@ export function formatTable(report: Report, opts: TableOptions = {}): string {
 
   if (bad.length > 0) out.push('', ...failureSummary(report.rows, paint));
 
-  out.push('', 'coverage per operation (compared [failed], declined, not applicable, not understood, skipped: not implemented or optional)');
-  for (const c of coverage(report.rows, 'op')) out.push(`  ${coverageLine(c)}`);
+  out.push('', 'coverage per file and per operation (compared [failed], declined, not applicable, not understood, skipped: not implemented or optional)');
+  for (const c of report.coverage.files) out.push(`  ${coverageLine(c)}`);
+  out.push('');
+  for (const c of report.coverage.operations) out.push(`  ${coverageLine(c)}`);
 
   const t = report.totals;
   out.push('');
