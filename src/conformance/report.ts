@@ -272,7 +272,7 @@ export function formatTable(report: Report, opts: TableOptions = {}): string {
   if (impl.command) out.push(`  command: ${impl.command}`);
   if (impl.notes) out.push(`  notes: ${impl.notes}`);
   const n = (k: number, what: string): string => `${k} ${what}${k === 1 ? '' : 's'}`;
-  if (report.golden) out.push(`  golden data: ${report.golden.dir} (${n(report.golden.files.length, 'file')} replayed, ${report.golden.skipped.length} skipped)`);
+  if (report.golden) out.push(`  golden data: ${report.golden.dir} (${n(report.golden.files.length, 'file')} replayed, ${report.golden.skipped.length} not applicable)`);
   out.push(`  laws of the spec: ${report.laws ? 'run' : 'not run'}`);
 
   let lastFile = '';
