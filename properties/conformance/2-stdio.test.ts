@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { connectStdio, ImplError, OpUnsupported, type StdioOps } from '../../src/conformance/impl/stdio.ts';
 import { OpError, type Tensor } from '../../src/conformance/ops.ts';
+import { rejection } from './support.ts';
 
 const fixture = fileURLToPath(new URL('./fixtures/misbehaving-impl.mjs', import.meta.url));
 const impl = (mode: string): string => `${JSON.stringify(process.execPath)} ${JSON.stringify(fixture)} ${mode}`;
@@ -17,15 +18,6 @@ async function withImpl<T>(mode: string, f: (ops: StdioOps) => Promise<T>, timeo
   }
 }
 
-/** The error `p` rejects with (fails the test if it resolves). */
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
-}
 
 describe('8.2 The stdio client: any process that speaks the protocol is an implementation; misbehaviour is named', () => {
   it('exposes exactly the operations the handshake lists, and answers decode to tensors  [conformance.stdio.handshakeAndCall]', () =>

@@ -6,12 +6,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCheck } from '../../src/cli/check.ts';
 import { Report, failureSummary, formatTable, writeReportJson, type ReportRow } from '../../src/conformance/report.ts';
+import { PYTHON, need, requirePython } from '../support/requires.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const tsx = JSON.stringify(join(root, 'node_modules/.bin/tsx'));
 const server = (which: string): string => `${tsx} ${JSON.stringify(join(root, 'src/conformance/examples/server.ts'))} ${which}`;
-// Debian's python3 with python3-numpy (CI installs it); the python3 first on PATH may lack numpy.
-const wrong = (flags = ''): string => `/usr/bin/python3 ${JSON.stringify(join(root, 'src/conformance/examples/python/wrong_ddpm.py'))} ${flags}`;
+// Debian's python3 with python3-numpy (CI installs it; without it these tests are skipped, saying so).
+const numpy = requirePython(['numpy']);
+const wrong = (flags = ''): string => `${JSON.stringify(PYTHON)} ${JSON.stringify(join(root, 'src/conformance/examples/python/wrong_ddpm.py'))} ${flags}`;
 
 const bad = (r: ReportRow): boolean => r.verdict === 'fail' || r.verdict === 'error';
 const group = (r: ReportRow): string => (r.kind === 'law' ? `law ${r.quantity}` : `${r.op} › ${r.quantity}`);
@@ -81,7 +83,8 @@ describe('8.4 --impl CMD: implementations in other processes and languages, thro
     expect(viaProtocol.rows.map(strip)).toEqual(direct.rows.map(strip));
   });
 
-  it('the deliberately wrong Python example fails on exactly the quantities its two mistakes reach  [conformance.impl.wrongExampleFailsExactly]', async () => {
+  it('the deliberately wrong Python example fails on exactly the quantities its two mistakes reach  [conformance.impl.wrongExampleFailsExactly]', async (ctx) => {
+    need(ctx, numpy);
     const rep = await runCheck({ impl: wrong() });
     const failed = [...new Set(rep.rows.filter(bad).map(group))];
     expect(failed.filter((g) => !MAY_FAIL.has(g)), 'failures the mistakes cannot explain').toEqual([]);
@@ -94,14 +97,16 @@ describe('8.4 --impl CMD: implementations in other processes and languages, thro
     expect(rep.rows.filter((r) => r.op === 'ddim_step' && r.quantity === 'pred_xstart' && r.verdict !== 'pass')).toEqual([]);
   });
 
-  it('with its mistakes fixed, the same Python code passes: the report blames the mistakes, nothing else  [conformance.impl.fixedExamplePasses]', async () => {
+  it('with its mistakes fixed, the same Python code passes: the report blames the mistakes, nothing else  [conformance.impl.fixedExamplePasses]', async (ctx) => {
+    need(ctx, numpy);
     const rep = await runCheck({ impl: wrong('--fixed') });
     expect(rep.rows.filter(bad).map((r) => `${group(r)}: ${r.case}: ${r.detail}`)).toEqual([]);
     expect(rep.ok).toBe(true);
     expect(rep.totals.pass).toBeGreaterThan(400);
   });
 
-  it('the report names what failed in a few lines, and its JSON form is written whole and validates  [conformance.report.readableAndJson]', async () => {
+  it('the report names what failed in a few lines, and its JSON form is written whole and validates  [conformance.report.readableAndJson]', async (ctx) => {
+    need(ctx, numpy);
     const rep = await runCheck({ impl: wrong(), only: ['id_buffers_cosine_T20', 'sampling_tiny_model'], laws: false });
     const summary = failureSummary(rep.rows).join('\n');
     expect(summary).toMatch(/buffers › posterior_log_variance_clipped +1 of 1 +max \|Δ\| 41 +id_buffers_cosine_T20\.json/);

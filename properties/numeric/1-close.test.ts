@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { allClose, isClose } from '../../src/numeric/close.ts';
+import { allClose, closeRatio, isClose } from '../../src/numeric/close.ts';
 import { closeMatchers } from '../../src/numeric/matchers.ts';
 import { TOL, Tolerance, override, scaled } from '../../src/numeric/tolerance.ts';
 
@@ -46,7 +46,7 @@ describe('0.1 Tolerances and closeness: |a − e| ≤ atol + rtol·|e|', () => {
     expect(isClose(Number.NaN, Infinity, loose).ok).toBe(false);
   });
 
-  it('allClose passes exactly when every element is close, and reports the worst one  [numeric.allClose.worstElement]', () =>
+  it('allClose passes exactly when every element is close, and reports the first element with the largest |Δ|/bound (among failures, if any)  [numeric.allClose.worstElement]', () =>
     fc.assert(
       fc.property(fc.array(fc.tuple(finite, finite), { minLength: 1, maxLength: 30 }), tol, (pairs, t) => {
         const a = pairs.map((p) => p[0]);
@@ -55,13 +55,17 @@ describe('0.1 Tolerances and closeness: |a − e| ≤ atol + rtol·|e|', () => {
         const each = pairs.map(([x, y]) => isClose(x, y, t));
         expect(r.ok).toBe(each.every((c) => c.ok));
         expect(r.failures).toBe(each.filter((c) => !c.ok).length);
-        if (!r.ok) {
-          const worst = r.worst!;
-          const excess = (c: { delta: number; bound: number }) => c.delta / Math.max(c.bound, Number.MIN_VALUE);
-          for (const c of each) if (!c.ok) expect(excess(worst)).toBeGreaterThanOrEqual(excess(c));
-        }
+        // The same definition as allClose (closeRatio), so the argmax is exact, not within rounding.
+        const ratios = each.map((c) => (c.ok && !r.ok ? -1 : closeRatio(c)));
+        expect(r.worst!.index).toBe(ratios.indexOf(Math.max(...ratios)));
+        expect(closeRatio(r.worst!)).toBe(Math.max(...ratios));
       }),
     ));
+
+  it('a non-finite mismatch is the worst element even beside a larger finite failure  [numeric.allClose.nonFiniteWorst]', () => {
+    const r = allClose([1e300, 1, Number.NaN, 5], [0, 1, 2, Number.POSITIVE_INFINITY], TOL.float64);
+    expect([r.failures, r.worst!.index]).toEqual([3, 2]);
+  });
 
   it('allClose refuses arrays of different lengths instead of comparing a prefix  [numeric.allClose.lengthMismatch]', () => {
     const r = allClose([1, 2, 3], [1, 2], TOL.float64);

@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import {
-  FASHION_MNIST_DIR,
   eightGaussians,
   levelsToUnit,
   loadFashionMnist,
@@ -21,6 +20,7 @@ import { ImageEpochs } from '../../reference/train/data.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 import { FormatError } from '../../src/formats/errors.ts';
 import { mean } from '../../src/numeric/stats.ts';
+import { FASHION_MNIST, need, requireFashionMnist } from '../support/requires.ts';
 
 /** IDX bytes: magic 0x0000 08 rank, big-endian sizes, data. */
 function idx(dims: number[], data: Uint8Array, magic?: [number, number, number, number]): Uint8Array {
@@ -44,7 +44,7 @@ function thrown(f: () => unknown): FormatError {
   throw new Error('expected a FormatError, nothing was thrown');
 }
 
-const haveFashionMnist = existsSync(join(FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz'));
+const fashionMnist = requireFashionMnist();
 
 describe('7.3 Training data', () => {
   it('the IDX reader returns the dimensions and bytes written, gzipped or not  [training.data.idxRoundTrip]', () =>
@@ -87,8 +87,9 @@ describe('7.3 Training data', () => {
     }
   });
 
-  it.runIf(haveFashionMnist)('Debian\'s Fashion-MNIST test split has 10 000 28×28 images and 1000 of each class  [training.data.fashionMnistCounts]', () => {
-    const s = loadFashionMnist('test');
+  it('Debian\'s Fashion-MNIST test split has 10 000 28×28 images and 1000 of each class  [training.data.fashionMnistCounts]', (ctx) => {
+    need(ctx, fashionMnist);
+    const s = loadFashionMnist('test', { dir: FASHION_MNIST });
     expect([s.count, s.height, s.width, s.channels, s.pixels.length]).toEqual([10000, 28, 28, 1, 10000 * 784]);
     const perClass = new Array<number>(10).fill(0);
     for (const l of s.labels) perClass[l]++;

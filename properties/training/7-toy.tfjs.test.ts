@@ -9,23 +9,33 @@ import { diffusionFor, train } from '../../reference/train/loop.ts';
 import { disposeOptimState } from '../../reference/train/optim.ts';
 import { sampleToy } from '../../src/data/toy2d.ts';
 import { Rng } from '../../src/numeric/rng.ts';
+import { currentBackend } from '../../src/backend.ts';
 import { energyTest } from './support/energy.ts';
 
 /**
- * Runs on the default backend only: 1000 training steps and 100-step sampling take ~15 s on wasm but minutes
- * on the software webgpu and the cpu backends, where the gradients themselves are checked by 7.1 and the loop
- * by 7.5.
+ * The backend when it is too slow for 1000 training steps and two 500-point 100-step samplings within the
+ * 120 s test limit, else null: ~15 s on wasm, but on the cpu backend the steps take ~5× and the samplings ~20×
+ * as long as on wasm (measured side by side here), and the software webgpu adapter is slower still. There the
+ * property is skipped with that line; the gradients themselves are checked on every backend by 7.1 and the loop
+ * by 7.5, and learning is a property of the algorithm, which the default backend checks.
  */
-const onDefaultBackend = process.env.DDPM_TEST_SET !== 'backend';
+function tooSlow(): string | null {
+  const r = currentBackend();
+  if (r?.chosen === 'cpu') return 'the cpu backend';
+  if (r?.chosen === 'webgpu' && r.probes.find((p) => p.name === 'webgpu')?.automatic === false) return 'webgpu on a software adapter';
+  return null;
+}
 
 /** α of the two-sample test: its false-failure rate if the model's distribution were exactly the data's. */
 const ALPHA = 0.01;
 const N = 500;
 
 describe('7.7 A toy run learns its data distribution', () => {
-  it.runIf(onDefaultBackend)(
+  it(
     'an MLP trained 1000 steps on 8 Gaussians samples points an energy two-sample test (n = 500, α = 0.01) cannot tell from the data, while the untrained model\'s are rejected  [training.toy.samplesMatchData]',
-    async () => {
+    async (ctx) => {
+      const slow = tooSlow();
+      if (slow !== null) ctx.skip(`needs a fast backend: 1000 training steps take minutes on ${slow}; \`npm test\` runs it on the default backend (wasm)`);
       const dir = mkdtempSync(join(tmpdir(), 'ddpm-toy-'));
       const config = PRESETS.toy; // MLP 3×128, T = 100, lr 2e-3, EMA 0.995, batch 256
       const diffusion = diffusionFor(config.diffusion);

@@ -16,8 +16,23 @@
  * Probabilities are evaluated in float64 without the reference code's float32 clamp at 10⁻¹²: where a bin lies
  * far in a tail, the log-probability is computed from the tails' logarithms (no underflow to −∞ for σ > 0).
  *
+ * **Two conventions.** The definition above (eq. 13, with the exact Φ) is {@link discretizedGaussianLogLikelihood}.
+ * The public code (Ho et al.'s `diffusion_utils_2.py`, ported unchanged to improved-diffusion's
+ * `discretized_gaussian_log_likelihood`) evaluates the same bins with a tanh approximation Φ̃ of Φ and floors
+ * every probability at 10⁻¹² before the logarithm:
+ *
+ * $$\tilde\Phi(z) = \tfrac12\Big(1 + \tanh\big(\sqrt{2/\pi}\,(z + 0.044715\,z^3)\big)\Big),\qquad
+ *   \log \tilde P(x) = \log\max\Big(\tilde\Phi\Big(\frac{\delta_+(x)-\mu}{\sigma}\Big) - \tilde\Phi\Big(\frac{\delta_-(x)-\mu}{\sigma}\Big),\ 10^{-12}\Big)$$
+ *
+ * ({@link discretizedGaussianLogLikelihoodTanh}). |Φ̃ − Φ| ≤ 1.79·10⁻⁴, but far in a tail Φ̃ is much smaller than Φ
+ * (Φ̃(−6)/Φ(−6) ≈ 0.014), and the floor caps −log P̃ at 27.63 nats: the two conventions differ by up to 0.4 nats
+ * per pixel on the golden grid and by tens of bits per dimension in a decoder term whose mean is far from x₀.
+ * Golden data and any implementation that follows the public code use the tanh convention;
+ * {@link DecoderConvention} names both.
+ *
  * @module
  */
+import { z } from 'zod';
 import { erfc } from '../gaussian/normal1d.ts';
 import { checkSameLength, checkScalar, type Vec } from './internal.ts';
 
@@ -117,6 +132,115 @@ export function discretizedGaussianBinProbabilities(mean: number, logScale: numb
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// The public code's convention: the tanh approximation of Φ and a floor of 1e−12
+// ---------------------------------------------------------------------------------------------------------------
+
+const TANH_SCALE = Math.sqrt(2 / Math.PI);
+const TANH_CUBIC = 0.044715;
+
+/**
+ * The floor under every bin probability in the public code's decoder, before the logarithm
+ * (`clamp(min=1e-12)`); log 10⁻¹² = −27.631021 nats.
+ *
+ * @see property `ddpm.decoder.tanhFloorBoundsNll`
+ */
+export const DECODER_PROB_FLOOR = 1e-12;
+
+/**
+ * The float32 numbers nearest ±0.999: the public code compares float32 pixels with the threshold 0.999 in float32,
+ * so x = float32(0.999) = 0.99900001287… is **not** above it and takes the middle branch.
+ *
+ * @see property `ddpm.decoder.tanhAgreesWithGolden`
+ */
+export const DECODER_EDGE_FLOAT32 = Math.fround(0.999);
+
+/** Φ̃(z) = σ(2y) = 1/(1 + e^{−2y}) with y = √(2/π)(z + 0.044715 z³): equal to ½(1 + tanh y), without cancellation when Φ̃ is small. */
+function tanhCdf(zv: number): number {
+  const y = TANH_SCALE * (zv + TANH_CUBIC * zv * zv * zv);
+  if (y >= 0) return 1 / (1 + Math.exp(-2 * y));
+  const e = Math.exp(2 * y);
+  return e / (1 + e);
+}
+
+/**
+ * The public code's approximation of the standard normal CDF (`approx_standard_normal_cdf`; Page 1977), in float64.
+ *
+ * $$\tilde\Phi(x) = \tfrac12\Big(1 + \tanh\big(\sqrt{2/\pi}\,(x + 0.044715\,x^3)\big)\Big) = \frac{1}{1 + e^{-2\sqrt{2/\pi}(x + 0.044715x^3)}}$$
+ *
+ * Evaluated in the logistic form, so that in the lower tail it keeps its relative precision (½(1 + tanh y) cancels
+ * to 0 once tanh y rounds to −1, near x = −6.5). It is odd about ½: Φ̃(−x) = 1 − Φ̃(x). Its largest error against
+ * Φ is 1.789·10⁻⁴, at |x| ≈ 2.592.
+ *
+ * @param x - any number (±∞ give 0 and 1)
+ * @see property `ddpm.decoder.tanhCdfEqTextbook`
+ * @see property `ddpm.decoder.tanhCdfNearPhi`
+ */
+export function approxStandardNormalCdf(x: number): number {
+  if (typeof x !== 'number' || Number.isNaN(x)) throw new RangeError(`approxStandardNormalCdf: x must be a number (±∞ allowed), got ${String(x)}`);
+  if (x === Infinity) return 1;
+  if (x === -Infinity) return 0;
+  return tanhCdf(x);
+}
+
+/** Φ̃(b) − Φ̃(a) for standardised a < b (either may be ±∞), computed on the side of 0 where the CDF values are small. */
+function tanhProbBetween(a: number, b: number): number {
+  const cdf = (v: number): number => (v === Infinity ? 1 : v === -Infinity ? 0 : tanhCdf(v));
+  if (a >= 0) return cdf(-a) - cdf(-b);
+  if (b <= 0) return cdf(b) - cdf(a);
+  return 1 - cdf(-b) - cdf(a);
+}
+
+/**
+ * Log-probability (nats) of one pixel value x under the public code's discretised Gaussian: the bins of eq. 13
+ * integrated with the tanh CDF {@link approxStandardNormalCdf}, floored at {@link DECODER_PROB_FLOOR}
+ * (improved-diffusion's `discretized_gaussian_log_likelihood`, evaluated in float64).
+ *
+ * $$\log \tilde P(x) = \log\max\Big(\tilde\Phi\big((x - \mu + \tfrac1{255})/\sigma\big) - \tilde\Phi\big((x - \mu - \tfrac1{255})/\sigma\big),\ 10^{-12}\Big)$$
+ *
+ * with Φ̃(+∞) = 1 for x > float32(0.999) and Φ̃(−∞) = 0 for x < −float32(0.999) (the code's float32 thresholds,
+ * {@link DECODER_EDGE_FLOAT32}). Always ≥ log 10⁻¹² = −27.631021; the 256 levels' probabilities sum to 1 up to the
+ * floor's extra mass (at most 256·10⁻¹²).
+ *
+ * @param x - a data value in [−1, 1] (a pixel level, possibly rounded to float32 as the code's data is)
+ * @param mean - μ, finite
+ * @param logScale - log σ, finite
+ * @see property `ddpm.decoder.tanhFloorBoundsNll`
+ * @see property `ddpm.decoder.tanhBinsSumToOne`
+ * @see property `ddpm.decoder.tanhAgreesWithGolden`
+ */
+export function discretizedGaussianLogLikelihoodTanh(x: number, mean: number, logScale: number): number {
+  checkScalar('discretizedGaussianLogLikelihoodTanh', 'x', x, { lo: -1, hi: 1 });
+  checkScalar('discretizedGaussianLogLikelihoodTanh', 'mean', mean);
+  checkScalar('discretizedGaussianLogLikelihoodTanh', 'logScale', logScale);
+  const invSd = Math.exp(-logScale);
+  const centered = x - mean;
+  const lo = x < -DECODER_EDGE_FLOAT32 ? -Infinity : (centered - HALF_BIN) * invSd;
+  const hi = x > DECODER_EDGE_FLOAT32 ? Infinity : (centered + HALF_BIN) * invSd;
+  return Math.log(Math.max(tanhProbBetween(lo, hi), DECODER_PROB_FLOOR));
+}
+
+/**
+ * The two conventions for the decoder's bin probabilities: `exactPhi`, the integral of eq. 13 with the exact
+ * normal CDF ({@link discretizedGaussianLogLikelihood}), and `tanhFloored`, the public code's tanh-approximate CDF
+ * with its floor of 10⁻¹² ({@link discretizedGaussianLogLikelihoodTanh}).
+ *
+ * @see property `ddpm.decoder.conventionsNamed`
+ */
+export const DecoderConvention = z.enum(['exactPhi', 'tanhFloored']);
+export type DecoderConvention = z.infer<typeof DecoderConvention>;
+
+/**
+ * The per-pixel log-likelihood (nats) of a decoder convention.
+ *
+ * @see property `ddpm.decoder.conventionsNamed`
+ */
+export function decoderLogLikelihood(convention: DecoderConvention): (x: number, mean: number, logScale: number) => number {
+  const c = DecoderConvention.safeParse(convention);
+  if (!c.success) throw new RangeError(`decoderLogLikelihood: convention must be one of ${DecoderConvention.options.join(', ')}, got ${JSON.stringify(convention)}`);
+  return c.data === 'exactPhi' ? discretizedGaussianLogLikelihood : discretizedGaussianLogLikelihoodTanh;
+}
+
 /**
  * The decoder term L_0 = −log p_θ(x_0 | x_1) for one image, in nats, summed over its D dimensions, with a
  * per-dimension mean and one variance σ² (or one per dimension).
@@ -126,9 +250,12 @@ export function discretizedGaussianBinProbabilities(mean: number, logScale: numb
  * @param x0 - the image on the pixel grid, D values in [−1, 1]
  * @param mean - μ_θ(x_1, 1), D entries
  * @param variance - σ² > 0, a number or D entries
+ * @param convention - the bins' CDF: `exactPhi` (eq. 13, the default) or `tanhFloored` (the public code)
  * @see property `ddpm.decoder.bitsPerDimConsistent`
+ * @see property `ddpm.decoder.conventionsNamed`
  */
-export function discreteDecoderNll(x0: Vec, mean: Vec, variance: number | Vec): number {
+export function discreteDecoderNll(x0: Vec, mean: Vec, variance: number | Vec, convention: DecoderConvention = 'exactPhi'): number {
+  const logLik = decoderLogLikelihood(convention);
   const D = checkSameLength('discreteDecoderNll', { x0, mean });
   const varAt = typeof variance === 'number' ? () => variance : (i: number) => variance[i];
   if (typeof variance !== 'number') checkSameLength('discreteDecoderNll', { x0, variance });
@@ -136,7 +263,7 @@ export function discreteDecoderNll(x0: Vec, mean: Vec, variance: number | Vec): 
   for (let i = 0; i < D; i++) {
     const v = varAt(i);
     checkScalar('discreteDecoderNll', typeof variance === 'number' ? 'variance' : `variance[${i}]`, v, { lo: 0, loOpen: true });
-    s -= discretizedGaussianLogLikelihood(x0[i], mean[i], 0.5 * Math.log(v));
+    s -= logLik(x0[i], mean[i], 0.5 * Math.log(v));
   }
   return s;
 }

@@ -18,6 +18,8 @@
  * @module
  */
 import type { Command } from 'commander';
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { runCheck, type CheckOptions } from '../conformance/engine.ts';
 import { EXIT_CODES, formatTable, writeReportJson } from '../conformance/report.ts';
 import { UsageError, type ExitCode } from './common.ts';
@@ -44,8 +46,32 @@ const positive = (name: string, v: string | undefined): number | undefined => {
   if (v === undefined) return undefined;
   const x = Number(v);
   if (!(x > 0) || !Number.isFinite(x)) throw new UsageError(`${name} must be a positive number of seconds, got ${JSON.stringify(v)}`);
+  // Node's timers hold at most 2³¹ − 1 ms; a longer one fires at once.
+  if (x > 2147483) throw new UsageError(`${name} must be at most 2147483 seconds (24.8 days), got ${JSON.stringify(v)}`);
   return x;
 };
+
+/**
+ * `--json FILE` is written after the whole run: check before the run that it can be. Its folder exists, is
+ * writable and is not on a kernel pseudo-filesystem (/proc, /sys, /dev, where no file can be kept), and FILE is
+ * not something other than a regular file.
+ */
+function checkJsonDestination(file: string): void {
+  const dir = dirname(resolve(file));
+  const st = statSync(dir, { throwIfNoEntry: false });
+  if (!st?.isDirectory()) throw new UsageError(`--json ${file}: the folder ${dir} ${st ? 'is not a folder' : 'does not exist'}`);
+  const real = realpathSync(dir);
+  if (/^\/(proc|sys|dev)(\/|$)/.test(real) && !/^\/dev\/shm(\/|$)/.test(real)) {
+    throw new UsageError(`--json ${file}: ${real} is on a pseudo-filesystem of the kernel, where the report cannot be kept; choose a folder on a disk`);
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new UsageError(`--json ${file}: the folder ${dir} is not writable`);
+  }
+  const target = statSync(file, { throwIfNoEntry: false });
+  if (target && !target.isFile()) throw new UsageError(`--json ${file}: exists and is not a regular file`);
+}
 
 /** Run `check` as the command line does: print the table, write the JSON, return the exit code. */
 export async function checkCommand(o: CliOptions, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
@@ -55,6 +81,7 @@ export async function checkCommand(o: CliOptions, out: NodeJS.WritableStream = p
   if (o.backend !== undefined && (o.impl !== undefined || o.builtin === 'spec')) throw new UsageError('--backend chooses the tfjs backend of the built-in reference; it does not apply to --impl or --builtin spec');
   const seed = o.seed === undefined ? undefined : Number(o.seed);
   if (seed !== undefined && !Number.isSafeInteger(seed)) throw new UsageError(`--seed must be an integer, got ${JSON.stringify(o.seed)}`);
+  if (o.json !== undefined) checkJsonDestination(o.json);
   const tty = err.isTTY === true;
   let stage = '';
   let n = 0;
@@ -103,7 +130,7 @@ export function registerCheck(program: Command, code: ExitCode): void {
     .option('--no-golden', 'skip the golden cases (run only the laws)')
     .option('--only <names...>', 'only golden files whose name contains one of these strings')
     .option('--failures', 'print the failures and the summary, without the table of every row')
-    .option('--timeout <seconds>', 'seconds to wait for one answer of --impl (default 120)')
+    .option('--timeout <seconds>', 'seconds to wait for the handshake and for each answer of --impl (default 120)')
     .option('--seed <int>', 'seed of the laws\' random inputs (default 0)')
     .option('--no-color', 'no colours in the table')
     .action(async (opts: Omit<CliOptions, 'goldenCases' | 'golden'> & { golden?: string | boolean }) => {

@@ -46,6 +46,15 @@ export function isClose(actual: number, expected: number, tol: Tolerance): Close
   return delta <= bound ? { ok: true, actual, expected, delta, bound } : { ok: false, actual, expected, delta, bound };
 }
 
+/**
+ * How far a compared pair used its bound: |Δ|/bound (a zero bound counts as the smallest positive double, so that
+ * a failure under atol = rtol = 0 still has a finite ratio); `0` for a non-finite pair, which has no ratio.
+ * {@link allClose} reports the element with the largest ratio among the failures (or among the passes, when all pass).
+ */
+export function closeRatio(r: CloseResult): number {
+  return Number.isFinite(r.delta) ? r.delta / Math.max(r.bound, Number.MIN_VALUE) : 0;
+}
+
 /** Anything array-like that holds numbers (typed arrays, plain arrays). */
 export type NumericArray = ArrayLike<number>;
 
@@ -61,8 +70,9 @@ export interface AllCloseResult {
   /** Largest |Δ|/|expected| over finite pairs with expected ≠ 0. */
   maxRel: number;
   /**
-   * The worst element: the first non-finite mismatch if any, otherwise the element whose |Δ| exceeds
-   * its bound by the largest ratio |Δ|/bound (the element with the largest |Δ| when all pass).
+   * The worst element: the first non-finite mismatch if any, otherwise the failing element with the largest
+   * ratio |Δ|/bound ({@link closeRatio}), or the passing one with the largest ratio when all pass; the first
+   * such element on ties.
    */
   worst: (CloseResult & { index: number }) | null;
   /** Set when the shapes/lengths differ; then no element is compared. */
@@ -90,7 +100,11 @@ export function allClose(actual: NumericArray, expected: NumericArray | number, 
   let maxAbs = 0;
   let maxRel = 0;
   let worst: (CloseResult & { index: number }) | null = null;
-  let worstScore = -1;
+  // Rank (tier, ratio) lexicographically: a non-finite mismatch (tier 2) beats any failure (tier 1), which beats
+  // any pass (tier 0); within a tier the larger ratio wins, the first one on ties. The tier is kept apart from the
+  // ratio (not added to it) so that two ratios one ulp apart are still told apart.
+  let worstTier = -1;
+  let worstRatio = -1;
   for (let i = 0; i < n; i++) {
     const e = exp === null ? (expected as number) : exp[i];
     const r = isClose(actual[i], e, tol);
@@ -98,16 +112,12 @@ export function allClose(actual: NumericArray, expected: NumericArray | number, 
       if (r.delta > maxAbs) maxAbs = r.delta;
       if (e !== 0 && r.delta / Math.abs(e) > maxRel) maxRel = r.delta / Math.abs(e);
     }
-    // Score: non-finite mismatch beats everything; then excess ratio for failures; then |Δ| for passes.
-    let score: number;
-    if (!r.ok) {
-      failures++;
-      score = Number.isNaN(r.delta) ? Number.POSITIVE_INFINITY : 2 + r.delta / Math.max(r.bound, Number.MIN_VALUE);
-    } else {
-      score = r.bound > 0 ? Math.min(1, r.delta / r.bound) : 0;
-    }
-    if (score > worstScore) {
-      worstScore = score;
+    if (!r.ok) failures++;
+    const tier = r.ok ? 0 : Number.isNaN(r.delta) ? 2 : 1;
+    const ratio = closeRatio(r);
+    if (tier > worstTier || (tier === worstTier && ratio > worstRatio)) {
+      worstTier = tier;
+      worstRatio = ratio;
       worst = { ...r, index: i };
     }
   }

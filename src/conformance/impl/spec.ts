@@ -10,15 +10,20 @@
  * - **Tensors.** NCHW `{shape, data}`: the leading axis is the batch; each example (C·H·W numbers, contiguous) is
  *   handed to the spec as one flat vector, with its own timestep.
  * - **Models.** `tiny` is the golden data's fixed linear map, evaluated here in float64 with the timestep the
- *   diffusion code would hand to it (t, t·1000/T when `rescale_timesteps`, or `timestep_map[t]`); `output` is a
+ *   diffusion code would hand to it: t, or `timestep_map[t]` for a respaced diffusion, times 1000/T₀ when
+ *   `rescale_timesteps`, where T₀ is the number of steps of the diffusion the model was trained on (T, or
+ *   `original_num_timesteps` for a respaced one, as improved-diffusion's `_WrappedModel` scales); `output` is a
  *   fixed tensor. For learned variances the model has 2C channels: the first C are the mean part.
+ * - **Decoder.** The public code's convention (`tanhFloored`: the tanh-approximate CDF, probabilities floored at
+ *   10⁻¹²), which the golden data records, for `discretized_gaussian_log_likelihood` and the t = 0 term of
+ *   `training_losses` and `calc_bpd_loop`; `approx_standard_normal_cdf` is that CDF.
  *
  * - **Bits.** `training_losses` and `calc_bpd_loop` report the bound's terms as the reference code does: averaged over
  *   the non-batch dimensions and divided by ln 2; their gradients are not computed (`grads` is answered as
  *   unsupported).
  *
- * Operations the spec does not define (`approx_standard_normal_cdf`, the float32 tanh approximation; the UNet's
- * `timestep_embedding`; respacing) are left undefined and reported as skipped by the checker.
+ * Operations the spec does not define (the UNet's `timestep_embedding`; respacing) are left undefined and reported
+ * as skipped by the checker.
  *
  * @module
  */
@@ -30,7 +35,7 @@ import {
   cosineBetas,
   ddimReverseStep,
   ddimStep,
-  discretizedGaussianLogLikelihood,
+  discretizedGaussianLogLikelihoodTanh,
   epsFromX0,
   forwardMarginal,
   forwardPosterior,
@@ -41,6 +46,7 @@ import {
   posteriorMeanCoefficients,
   posteriorVariance,
   ancestralStep,
+  approxStandardNormalCdf,
   natsToBitsPerDim,
   posteriorMean,
   priorTerm,
@@ -134,10 +140,20 @@ function perExample<K extends string>(
   return out;
 }
 
-/** The timestep the diffusion code hands to the model, for 0-based t. */
-function modelTimestep(a: DiffusionArgs, tCode: number, T: number): number {
-  const t = a.timestep_map ? a.timestep_map[tCode] : tCode;
-  return a.rescale_timesteps ? (t * 1000) / T : t;
+/**
+ * The timestep the diffusion code hands to the model, for 0-based t: the respaced index mapped to its original
+ * timestep, then ×1000/T₀ when rescaled, T₀ the original number of steps (improved-diffusion's `_WrappedModel`).
+ */
+function modelTimestep(op: string, a: DiffusionArgs, tCode: number, T: number): number {
+  if (!a.timestep_map) return a.rescale_timesteps ? (tCode * 1000) / T : tCode;
+  if (a.timestep_map.length !== T) fail(op, `timestep_map must list T = ${T} original timesteps (one per respaced step), got ${a.timestep_map.length}`);
+  const t = a.timestep_map[tCode];
+  if (!a.rescale_timesteps) return t;
+  const T0 = a.original_num_timesteps;
+  if (T0 === undefined || !Number.isSafeInteger(T0) || T0 < 1) {
+    fail(op, `original_num_timesteps must be a positive integer when a respaced diffusion (timestep_map) rescales timesteps (the model sees timestep_map[t]·1000/original_num_timesteps), got ${String(T0)}`);
+  }
+  return (t * 1000) / T0;
 }
 
 /** The model's output for the batch x (NCHW) at 0-based timesteps tCode. */
@@ -155,7 +171,7 @@ function modelOutput(op: string, a: DiffusionArgs, model: ModelSpec, x: Tensor, 
   if (I !== C) fail(op, `model.W must have shape [out, ${C}] (C = ${C} input channels), got [${model.W.shape.join(',')}]`);
   const out = { shape: [B, O, ...rest], data: new Float64Array(B * O * HW) };
   for (let b = 0; b < B; b++) {
-    const tm = modelTimestep(a, tCode[b], T);
+    const tm = modelTimestep(op, a, tCode[b], T);
     for (let o = 0; o < O; o++) {
       const base = model.bias.data[o] + (model.tw.data[o] * tm) / 1000;
       for (let p = 0; p < HW; p++) {
@@ -264,7 +280,7 @@ function vbBits(s: Schedule, t: number, x0: ArrayLike<number>, xt: ArrayLike<num
   const D = x0.length;
   let nats = 0;
   if (t === 1) {
-    for (let i = 0; i < D; i++) nats -= discretizedGaussianLogLikelihood(x0[i], step.mean[i], 0.5 * step.logVariance[i]);
+    for (let i = 0; i < D; i++) nats -= discretizedGaussianLogLikelihoodTanh(x0[i], step.mean[i], 0.5 * step.logVariance[i]);
   } else {
     const q = forwardPosterior(s, t, x0, xt);
     const qVar = Math.exp(clippedLogPosteriorVariance(s, t));
@@ -397,9 +413,14 @@ export function createSpecOps(): DiffusionOps {
       return { kl };
     },
 
+    async approx_standard_normal_cdf(x) {
+      const op = 'approx_standard_normal_cdf';
+      return { cdf: { shape: [...x.shape], data: Float64Array.from(x.data, (v) => guard(op, () => approxStandardNormalCdf(v))) } };
+    },
+
     async discretized_gaussian_log_likelihood(x, means, log_scales) {
       const log_probs = elementwise('discretized_gaussian_log_likelihood', { x, means, log_scales }, (xi, m, ls) =>
-        guard('discretized_gaussian_log_likelihood', () => discretizedGaussianLogLikelihood(xi, m, ls)),
+        guard('discretized_gaussian_log_likelihood', () => discretizedGaussianLogLikelihoodTanh(xi, m, ls)),
       );
       return { log_probs };
     },

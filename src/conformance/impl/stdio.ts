@@ -13,11 +13,18 @@
  *   for, or does not answer within the timeout → {@link ImplError} for that call and every later one (the
  *   child is stopped: a session that has lost its place cannot be trusted). The message ends with the last
  *   lines the child wrote to stderr.
+ * - a line longer than {@link MAX_LINE_BYTES} (256 MiB), or nested deeper than 3 levels of objects around a
+ *   tensor of rank {@link MAX_TENSOR_RANK} (8), is refused before it is parsed, with a one-line {@link ImplError}.
+ *
+ * **The child cannot outlive the checker.** It runs in its own process group, and the whole group is stopped
+ * (SIGTERM, then SIGKILL after a grace period of 2 s) whenever the session ends: on close, on any of the failures
+ * above, when the direct child exits but something it started still holds stdout, and when the checker itself
+ * gets SIGINT or SIGTERM (after which the checker dies of that signal) or exits. A process that leaves the group
+ * (`setsid`) is out of reach. The handshake has the same timeout as every operation unless told otherwise.
  *
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { FormatError } from '../../formats/errors.ts';
 import { OP_NAMES, OpError, OpUnsupported, type DiffusionOps, type OpName } from '../ops.ts';
@@ -34,7 +41,7 @@ export { OpUnsupported };
 export interface StdioOptions {
   /** Seconds to wait for the answer to one operation (default 120). */
   timeoutS?: number;
-  /** Seconds to wait for the answer to `hello`, which includes the child's start-up (default 120: importing torch takes a while). */
+  /** Seconds to wait for the answer to `hello`, which includes the child's start-up (default: `timeoutS`, else 120). */
   helloTimeoutS?: number;
   /** Working directory of the child (default: the current one). */
   cwd?: string;
@@ -42,7 +49,22 @@ export interface StdioOptions {
   inheritStderr?: boolean;
   /** Name of the checker, sent in `hello`. */
   checker?: string;
+  /** The longest line the child may write to stdout, in bytes (default {@link MAX_LINE_BYTES}). */
+  maxLineBytes?: number;
+  /** Seconds between SIGTERM and SIGKILL when the child's process group is stopped (default 2). */
+  graceS?: number;
 }
+
+/** The longest answer line accepted by default: 256 MiB (a float64 tensor of ~10 million numbers as JSON text). */
+export const MAX_LINE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The highest tensor rank an answer may hold. A message nests at most 3 levels of objects (the envelope,
+ * `outputs`, a tensor) around a tensor's `data`, which nests once per dimension, so a line nested deeper than
+ * 3 + {@link MAX_TENSOR_RANK} levels is refused before it is parsed.
+ */
+export const MAX_TENSOR_RANK = 8;
+const MAX_LINE_DEPTH = 3 + MAX_TENSOR_RANK;
 
 /** A connected implementation: the operations it implements, plus what the handshake said. */
 export type StdioOps = DiffusionOps & {
@@ -54,7 +76,9 @@ export type StdioOps = DiffusionOps & {
   readonly unknownOps: readonly string[];
   /** The child's `notes` from the handshake. */
   readonly notes?: string;
-  /** Close the child's stdin and wait for it to exit (stopping it after a grace period). */
+  /** The process group of the child (its pid): every process it starts belongs to it unless it leaves. */
+  readonly pgid: number | undefined;
+  /** Close the child's stdin, wait for it to exit, and stop whatever is left of its process group. */
   close(): Promise<void>;
 };
 
@@ -69,6 +93,69 @@ interface Pending {
 }
 
 const STDERR_TAIL = 4000;
+/** A pause that keeps the checker alive (the child's pipes may already be released). */
+const sleep = (s: number): Promise<void> => new Promise((r) => setTimeout(r, s * 1000));
+
+/** Whether any process of group `pgid` is alive. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The deepest nesting of arrays and objects in a JSON text, or `limit + 1` as soon as it passes `limit`
+ * (brackets inside strings do not count).
+ */
+function jsonDepth(bytes: Buffer, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max && (max = depth) > limit) return max;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
+/** Connections whose process group may still be alive: stopped when the checker exits or is interrupted. */
+const live = new Set<Connection>();
+
+/** SIGINT/SIGTERM of the checker: stop every child's group (SIGTERM, then SIGKILL after the grace), then die of the same signal. */
+function onCheckerSignal(signal: NodeJS.Signals): void {
+  process.off('SIGINT', onCheckerSignal);
+  process.off('SIGTERM', onCheckerSignal);
+  void Promise.all([...live].map((c) => c.stopGroup())).finally(() => process.kill(process.pid, signal));
+}
+
+function onCheckerExit(): void {
+  for (const c of live) c.signalGroup('SIGKILL');
+}
+
+function track(c: Connection): void {
+  if (live.size === 0) {
+    process.on('SIGINT', onCheckerSignal);
+    process.on('SIGTERM', onCheckerSignal);
+    process.on('exit', onCheckerExit);
+  }
+  live.add(c);
+}
+
+function untrack(c: Connection): void {
+  if (!live.delete(c) || live.size > 0) return;
+  process.off('SIGINT', onCheckerSignal);
+  process.off('SIGTERM', onCheckerSignal);
+  process.off('exit', onCheckerExit);
+}
 
 class Connection {
   readonly child: ChildProcess;
@@ -77,29 +164,48 @@ class Connection {
   private broken: ImplError | null = null;
   private stderrTail = '';
   private lineNo = 0;
-  private exited: Promise<void>;
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  /** Resolves when the direct child has exited. */
+  private readonly exited: Promise<void>;
   private exitInfo: string | null = null;
+  private stopping: Promise<void> | null = null;
+  private readonly maxLineBytes: number;
+  private readonly graceS: number;
 
   constructor(
     readonly command: string,
     private readonly opts: StdioOptions,
   ) {
+    this.maxLineBytes = opts.maxLineBytes ?? MAX_LINE_BYTES;
+    this.graceS = opts.graceS ?? 2;
     this.child = spawn(command, {
       shell: true,
       cwd: opts.cwd,
       stdio: ['pipe', 'pipe', opts.inheritStderr ? 'inherit' : 'pipe'],
-      // Its own process group, so that stopping it also stops what the shell started.
+      // Its own process group, so that stopping it also stops what the shell and the child started.
       detached: true,
     });
+    if (this.child.pid !== undefined) track(this);
     this.exited = new Promise((resolve) => {
-      this.child.once('close', (code, signal) => {
+      this.child.once('exit', (code, signal) => {
         this.exitInfo = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        this.fail(`the implementation ${this.exitInfo}`);
-        process.off('exit', this.killOnExit);
         resolve();
+        // Its stdout normally closes with it; if a process it started still holds stdout, nothing more can come.
+        const timer = setTimeout(() => this.fail(`the implementation ${this.exitInfo}, but a process it started still holds its stdout; its process group was stopped`), 1000);
+        timer.unref();
+        this.child.once('close', () => clearTimeout(timer));
       });
     });
-    this.child.once('error', (e) => this.fail(`cannot start the implementation \`${command}\`: ${e.message}`));
+    this.child.once('close', () => {
+      this.fail(`the implementation ${this.exitInfo ?? 'closed its stdout'}`);
+      // The direct child is gone; anything left in its group is stopped too.
+      void this.stopGroup();
+    });
+    this.child.once('error', (e) => {
+      this.fail(`cannot start the implementation \`${command}\`: ${e.message}`);
+      untrack(this);
+    });
     // A write error (EPIPE) usually means the child is exiting: wait for its exit, whose code and stderr say more,
     // and fall back to the write error only if it does not come.
     this.child.stdin!.on('error', (e) => {
@@ -111,26 +217,48 @@ class Connection {
     this.child.stderr?.on('data', (s: string) => {
       this.stderrTail = (this.stderrTail + s).slice(-STDERR_TAIL);
     });
-    const rl = createInterface({ input: this.child.stdout!, crlfDelay: Infinity });
-    rl.on('line', (line) => this.onLine(line));
-    process.on('exit', this.killOnExit);
+    this.child.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.child.stdout!.on('end', () => {
+      if (this.partialBytes > 0 && this.broken === null) this.onLine(this.takeLine(Buffer.alloc(0)));
+    });
   }
 
-  private readonly killOnExit = (): void => {
-    this.killGroup('SIGKILL');
-  };
+  /** The child's process group id (its pid), if it started. */
+  get pgid(): number | undefined {
+    return this.child.pid;
+  }
 
-  private killGroup(signal: NodeJS.Signals): void {
-    if (this.child.exitCode !== null || this.child.signalCode !== null || this.child.pid === undefined) return;
+  /** Send `signal` to every process of the child's group (whether or not the direct child has exited). */
+  signalGroup(signal: NodeJS.Signals): void {
+    const pgid = this.child.pid;
+    if (pgid === undefined) return;
     try {
-      process.kill(-this.child.pid, signal);
+      process.kill(-pgid, signal);
     } catch {
-      try {
-        this.child.kill(signal);
-      } catch {
-        /* already gone */
-      }
+      /* the group is empty */
     }
+  }
+
+  /**
+   * Stop the child's whole process group: SIGTERM, then SIGKILL to whatever is left after the grace period;
+   * resolves when the group is empty (or a second after SIGKILL). Idempotent.
+   */
+  stopGroup(): Promise<void> {
+    this.stopping ??= (async () => {
+      const pgid = this.child.pid;
+      if (pgid !== undefined && groupAlive(pgid)) {
+        this.signalGroup('SIGTERM');
+        for (let waited = 0; waited < this.graceS && groupAlive(pgid); waited += 0.05) await sleep(0.05);
+        if (groupAlive(pgid)) this.signalGroup('SIGKILL');
+        for (let waited = 0; waited < 1 && groupAlive(pgid); waited += 0.05) await sleep(0.05);
+      }
+      // Nothing more is read from a stopped group: release the pipes so that they cannot keep the checker alive.
+      this.child.stdout?.destroy();
+      this.child.stderr?.destroy();
+      this.child.stdin?.destroy();
+      untrack(this);
+    })();
+    return this.stopping;
   }
 
   /** The last lines of the child's stderr, indented, for error messages. */
@@ -141,19 +269,58 @@ class Connection {
     return `\n  its stderr ended with:\n${lines.map((l) => `    | ${l}`).join('\n')}`;
   }
 
-  /** Break the session: reject everything pending, and every later call, with this reason. */
-  private fail(reason: string): void {
+  /**
+   * Break the session: reject everything pending, and every later call, with this reason, and stop the child's
+   * process group. `withStderr` appends the end of its stderr (useful when it crashed, noise when it broke a limit).
+   */
+  private fail(reason: string, withStderr = true): void {
     if (this.broken === null) this.broken = new ImplError(reason);
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
-      p.reject(new ImplError(`${p.op} (request ${id}): ${reason}${this.stderrNote()}`));
+      p.reject(new ImplError(`${p.op} (request ${id}): ${reason}${withStderr ? this.stderrNote() : ''}`));
     }
     this.pending.clear();
-    this.killGroup('SIGTERM');
+    void this.stopGroup();
   }
 
-  private onLine(line: string): void {
+  /** The buffered start of a line plus `end` (and the buffer emptied). */
+  private takeLine(end: Buffer): Buffer {
+    const line = this.partial.length === 0 ? end : Buffer.concat([...this.partial, end]);
+    this.partial = [];
+    this.partialBytes = 0;
+    return line;
+  }
+
+  /** Split stdout into lines, refusing any longer than the cap before it is held in memory whole. */
+  private onData(chunk: Buffer): void {
+    let start = 0;
+    while (this.broken === null) {
+      const nl = chunk.indexOf(0x0a, start);
+      const piece = chunk.subarray(start, nl < 0 ? chunk.length : nl);
+      if (this.partialBytes + piece.length > this.maxLineBytes) {
+        this.lineNo++;
+        this.fail(`line ${this.lineNo} of its stdout is longer than ${formatBytes(this.maxLineBytes)}, the most one answer may take (MAX_LINE_BYTES); it was refused unread`, false);
+        return;
+      }
+      if (nl < 0) {
+        if (piece.length > 0) {
+          this.partial.push(Buffer.from(piece));
+          this.partialBytes += piece.length;
+        }
+        return;
+      }
+      this.onLine(this.takeLine(piece));
+      start = nl + 1;
+    }
+  }
+
+  private onLine(bytes: Buffer): void {
     this.lineNo++;
+    if (jsonDepth(bytes, MAX_LINE_DEPTH) > MAX_LINE_DEPTH) {
+      this.fail(`line ${this.lineNo} of its stdout is nested more than ${MAX_LINE_DEPTH} levels deep: a message holds at most 3 levels of objects around tensors of rank ≤ ${MAX_TENSOR_RANK}; it was refused unparsed`, false);
+      return;
+    }
+    const line = bytes.toString('utf8').replace(/\r$/, '');
     if (line.trim() === '') return;
     const shown = line.length > 120 ? `${line.slice(0, 120)}…` : line;
     let msg: unknown;
@@ -195,18 +362,19 @@ class Connection {
     });
   }
 
+  /** Close stdin, give the child 3 s to exit by itself, then stop whatever is left of its process group. */
   async close(): Promise<void> {
-    if (this.exitInfo === null) {
-      this.broken ??= new ImplError('the session was closed');
+    this.broken ??= new ImplError('the session was closed');
+    if (this.exitInfo === null && this.child.pid !== undefined) {
       this.child.stdin!.end();
-      const grace = (s: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), s * 1000).unref());
-      if ((await Promise.race([this.exited, grace(3)])) === 'timeout') {
-        this.killGroup('SIGTERM');
-        if ((await Promise.race([this.exited, grace(2)])) === 'timeout') this.killGroup('SIGKILL');
-      }
+      await Promise.race([this.exited, sleep(3)]);
     }
-    process.off('exit', this.killOnExit);
+    await this.stopGroup();
   }
+}
+
+function formatBytes(n: number): string {
+  return n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : `${n} bytes`;
 }
 
 /**
@@ -220,7 +388,7 @@ export async function connectStdio(command: string, opts: StdioOptions = {}): Pr
   const timeoutS = opts.timeoutS ?? 120;
   let helloMsg: Record<string, unknown>;
   try {
-    helloMsg = await conn.request('hello', { protocol: PROTOCOL_VERSION, checker: opts.checker ?? 'ddpm-spec check', ops: [...OP_NAMES] }, {}, opts.helloTimeoutS ?? 120);
+    helloMsg = await conn.request('hello', { protocol: PROTOCOL_VERSION, checker: opts.checker ?? 'ddpm-spec check', ops: [...OP_NAMES] }, {}, opts.helloTimeoutS ?? timeoutS);
   } catch (e) {
     await conn.close();
     throw new ImplError(`\`${command}\` did not complete the handshake: ${(e as Error).message}`);
@@ -246,6 +414,7 @@ export async function connectStdio(command: string, opts: StdioOptions = {}): Pr
     unknownOps,
     notes,
     precision: precision ?? DEFAULT_PRECISION,
+    pgid: conn.pgid,
     close: () => conn.close(),
   };
   for (const op of supported) {
