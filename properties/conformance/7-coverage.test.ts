@@ -1,5 +1,5 @@
 /**
- * 8.5 Coverage is part of the verdict: golden folders regenerated with a record missing a needed field, an unknown
+ * 8.7 Coverage is part of the verdict: golden folders regenerated with a record missing a needed field, an unknown
  * file and an unknown field, and implementations that decline cases or leave out gradients. Each shows up as an
  * error row, DECLINED or UNREAD with the right name, the other records are still checked, and the verdict says so.
  */
@@ -45,7 +45,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('8.5 Coverage is part of the verdict', () => {
+describe('8.7 Coverage is part of the verdict', () => {
   it('a record without a needed field, an unknown file and an unknown field are named, and the rest is still checked  [conformance.coverage.regeneratedFolder]', async () => {
     const rep = await runCheck({ golden: dir, builtin: 'spec', laws: false });
     // The respaced record without args: its space_timesteps, respace and buffers cases run from what it records;

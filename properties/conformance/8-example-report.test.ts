@@ -1,6 +1,6 @@
 /**
- * 8.6 The example report in docs/conformance.md is regenerated here, so that its counts cannot go stale.
- * `DDPM_UPDATE_DOCS=1 npx vitest run properties/conformance/6-example-report.test.ts` rewrites it.
+ * 8.8 The example report in docs/conformance.md is regenerated here, so that its counts cannot go stale.
+ * `DDPM_UPDATE_DOCS=1 npx vitest run properties/conformance/8-example-report.test.ts` rewrites it.
  */
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ const END = '```\n<!-- end of the example report -->';
 const COMMAND = '/usr/bin/python3 src/conformance/examples/python/wrong_ddpm.py';
 const ONLY = ['id_buffers_cosine_T20', 'id_training_losses', 'sampling_tiny_model'];
 
-describe('8.6 The conformance guide', () => {
+describe('8.8 The conformance guide', () => {
   it('the example report in docs/conformance.md is the one the checker prints today  [conformance.docs.exampleReportCurrent]', async () => {
     const rep = await runCheck({ impl: COMMAND, only: ONLY, laws: true });
     // The run time is the only thing that varies between runs.
