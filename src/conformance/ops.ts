@@ -47,8 +47,13 @@ export type DiffusionArgs = DiffusionConfig & { betas: Tensor };
 export interface DiffusionOps {
   /** A short name for reports (e.g. `reference (tfjs, wasm)`). */
   readonly name: string;
-  /** The arithmetic it computes in (default float32): golden tolerances and laws use the matching table. */
+  /** The arithmetic it computes in (default float32): golden tolerances and laws use the bounds of that precision. */
   readonly precision?: Precision;
+  /**
+   * The CDF its discretised likelihood integrates: the reference code's tanh approximation (default) or the exact Φ
+   * of Ho et al. eq. 13; the likelihood bounds then add the approximation's largest error (`TANH_CDF_MAX_ERR`).
+   */
+  readonly cdf?: 'tanh' | 'exact';
 
   schedule?(a: ScheduleArgs): Promise<{ betas: Tensor }>;
   buffers?(a: { betas: Tensor }): Promise<Record<BufferName, Tensor>>;
@@ -140,4 +145,4 @@ export class OpUnsupported extends OpError {
 }
 
 /** Every operation of the vocabulary is a method here: adding a name to `OP_NAMES` without its method fails to compile. */
-export const OPS_WITH_METHODS: ReadonlyArray<Exclude<keyof DiffusionOps, 'name' | 'precision'>> = OP_NAMES;
+export const OPS_WITH_METHODS: ReadonlyArray<Exclude<keyof DiffusionOps, 'name' | 'precision' | 'cdf'>> = OP_NAMES;

@@ -67,6 +67,10 @@ export const HelloResponse = z.object({
     ops: z.array(z.string()).describe('the operations implemented; the checker skips the others'),
     notes: z.string().optional().describe('anything the report should say about this implementation'),
     precision: Precision.optional(),
+    cdf: z
+      .enum(['tanh', 'exact'])
+      .optional()
+      .describe("the CDF its discretised likelihood integrates: the reference code's tanh approximation (default) or the exact Φ"),
   }),
 });
 export type HelloResponse = z.infer<typeof HelloResponse>;

@@ -184,7 +184,7 @@ export async function replayCase(c: GoldenCase, impl: DiffusionOps, ctx: ReplayC
   for (const k of c.checks) {
     try {
       const elementAtol = typeof k.elementAtol === 'function' ? await k.elementAtol(impl, ctx) : k.elementAtol;
-      rows.push({ ...head, ...compareCheck(outputs[k.quantity], { ...k, elementAtol, precision: ctx.precision }) });
+      rows.push({ ...head, ...compareCheck(outputs[k.quantity], { ...k, elementAtol, precision: ctx.precision, mask: elementAtol?.mask ?? k.mask }) });
     } catch (e) {
       if (e instanceof CannotRun) rows.push(skipRow(c.file, c.id, k.quantity, e.message, c.op));
       else rows.push({ ...head, quantity: k.quantity, verdict: 'error', maxAbs: NaN, maxRel: NaN, compared: 0, masked: 0, failures: 1, tolerance: '', reason: '', detail: String(e) });

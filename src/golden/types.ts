@@ -14,6 +14,8 @@ export interface ElementAtol {
   values: Float64Array;
   /** The formula, for reports: `5e-7·(|a·x|+|b·y|) + 1e-6`. */
   formula: string;
+  /** Elements the bound cannot cover (saturated), replacing the check's static mask. */
+  mask?: Mask;
 }
 
 /** Elements excluded from a comparison, and why. */

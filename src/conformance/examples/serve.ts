@@ -55,8 +55,7 @@ export async function serve(ops: DiffusionOps, options: ServeOptions = {}): Prom
     }
     const id = typeof req.id === 'number' ? req.id : -1;
     if (req.op === 'hello') {
-      const extra = { ...(options.notes ? { notes: options.notes } : {}), ...(ops.precision ? { precision: ops.precision } : {}) };
-      await send({ id, hello: { protocol: PROTOCOL_VERSION, name: ops.name, ops: implemented, ...extra } });
+      await send({ id, hello: { protocol: PROTOCOL_VERSION, name: ops.name, ops: implemented, ...(ops.precision ? { precision: ops.precision } : {}), ...(ops.cdf ? { cdf: ops.cdf } : {}), ...(options.notes ? { notes: options.notes } : {}) } });
       continue;
     }
     const op = req.op as OpName;

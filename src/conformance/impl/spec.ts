@@ -276,11 +276,13 @@ function namedBetas(a: ScheduleArgs): number[] {
  * The reference code's `_vb_terms_bpd` for one example: at paper t ≥ 2 the KL between the posterior (with its
  * clipped log-variance) and the reverse step, at t = 1 the discretised decoder's −log p; mean over dimensions, bits.
  */
-function vbBits(s: Schedule, t: number, x0: ArrayLike<number>, xt: ArrayLike<number>, step: { mean: number[]; logVariance: number[] }): number {
+type LogLikelihood = (x: number, mean: number, logScale: number) => number;
+
+function vbBits(s: Schedule, t: number, x0: ArrayLike<number>, xt: ArrayLike<number>, step: { mean: number[]; logVariance: number[] }, dgll: LogLikelihood): number {
   const D = x0.length;
   let nats = 0;
   if (t === 1) {
-    for (let i = 0; i < D; i++) nats -= discretizedGaussianLogLikelihoodTanh(x0[i], step.mean[i], 0.5 * step.logVariance[i]);
+    for (let i = 0; i < D; i++) nats -= dgll(x0[i], step.mean[i], 0.5 * step.logVariance[i]);
   } else {
     const q = forwardPosterior(s, t, x0, xt);
     const qVar = Math.exp(clippedLogPosteriorVariance(s, t));
@@ -295,11 +297,19 @@ const meanSquared = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   return acc / a.length;
 };
 
-/** The float64 spec as a {@link DiffusionOps}. */
-export function createSpecOps(): DiffusionOps {
+/**
+ * The float64 spec as a {@link DiffusionOps}.
+ *
+ * @param opts.logLikelihood - the discretised log-likelihood of one element for every operation that uses it (the
+ *   decoder term too); default the public code's convention, `discretizedGaussianLogLikelihoodTanh`
+ * @param opts.cdf - the CDF convention that likelihood follows, declared to the checker (default `tanh`)
+ */
+export function createSpecOps(opts: { logLikelihood?: LogLikelihood; cdf?: 'tanh' | 'exact' } = {}): DiffusionOps {
+  const dgll = opts.logLikelihood ?? discretizedGaussianLogLikelihoodTanh;
   const ops: DiffusionOps = {
     name: 'spec (float64)',
     precision: 'float64',
+    cdf: opts.cdf ?? 'tanh',
 
     async schedule(a) {
       return { betas: tensor1d(guard('schedule', () => namedBetas(a))) };
@@ -420,7 +430,7 @@ export function createSpecOps(): DiffusionOps {
 
     async discretized_gaussian_log_likelihood(x, means, log_scales) {
       const log_probs = elementwise('discretized_gaussian_log_likelihood', { x, means, log_scales }, (xi, m, ls) =>
-        guard('discretized_gaussian_log_likelihood', () => discretizedGaussianLogLikelihoodTanh(xi, m, ls)),
+        guard('discretized_gaussian_log_likelihood', () => dgll(xi, m, ls)),
       );
       return { log_probs };
     },
@@ -444,7 +454,7 @@ export function createSpecOps(): DiffusionOps {
           const { pred, variance } = splitOutput(op, a, out, b, n);
           const step = reverseStep(s, tp[b], x, pred, variance, { clip: false });
           if (a.loss_type === 'KL' || a.loss_type === 'RESCALED_KL') {
-            terms.loss.data[b] = vbBits(s, tp[b], x0, x, step) * (a.loss_type === 'RESCALED_KL' ? s.T : 1);
+            terms.loss.data[b] = vbBits(s, tp[b], x0, x, step, dgll) * (a.loss_type === 'RESCALED_KL' ? s.T : 1);
             return;
           }
           if (a.loss_type !== 'MSE' && a.loss_type !== 'RESCALED_MSE') fail(op, `loss_type must be MSE, RESCALED_MSE, KL or RESCALED_KL, got ${String(a.loss_type)}`);
@@ -453,7 +463,7 @@ export function createSpecOps(): DiffusionOps {
           terms.mse.data[b] = mse;
           let loss = mse;
           if (learned) {
-            const vb = vbBits(s, tp[b], x0, x, step) * (a.loss_type === 'RESCALED_MSE' ? s.T / 1000 : 1);
+            const vb = vbBits(s, tp[b], x0, x, step, dgll) * (a.loss_type === 'RESCALED_MSE' ? s.T / 1000 : 1);
             terms.vb.data[b] = vb;
             loss += vb;
           }
@@ -487,7 +497,7 @@ export function createSpecOps(): DiffusionOps {
             const x = example(xt, b, n);
             const { pred, variance } = splitOutput(op, a, out, b, n);
             const step = reverseStep(s, tCode + 1, x, pred, variance, { clip: a.clip_denoised });
-            vb.data[b * T + tCode] = vbBits(s, tCode + 1, x0, x, step);
+            vb.data[b * T + tCode] = vbBits(s, tCode + 1, x0, x, step, dgll);
             xstart_mse.data[b * T + tCode] = meanSquared(step.x0, x0);
             mse.data[b * T + tCode] = meanSquared(epsFromX0(s, tCode + 1, x, step.x0), example(eps, b, n));
           });

@@ -402,7 +402,7 @@ export async function connectStdio(command: string, opts: StdioOptions = {}): Pr
       `\`${command}\` answered hello with an unexpected message${body}: field ${issue.path.join('.') || '(root)'}: ${issue.message}; expected {"id": 0, "hello": {"protocol": ${PROTOCOL_VERSION}, "name": "...", "ops": [...]}}`,
     );
   }
-  const { name, ops, notes, precision } = hello.data.hello;
+  const { name, ops, notes, precision, cdf } = hello.data.hello;
   const known = new Set<string>(OP_NAMES);
   const supported = OP_NAMES.filter((o) => ops.includes(o));
   const unknownOps = ops.filter((o) => !known.has(o));
@@ -414,6 +414,7 @@ export async function connectStdio(command: string, opts: StdioOptions = {}): Pr
     unknownOps,
     notes,
     precision: precision ?? DEFAULT_PRECISION,
+    cdf,
     pgid: conn.pgid,
     close: () => conn.close(),
   };

@@ -10,7 +10,9 @@ import { FormatError } from '../../formats/errors.ts';
 import { looksLikeTensor } from '../../formats/jsonTensor.ts';
 import { describeSchedule, parseScheduleName, type ScheduleIndex } from '../context.ts';
 import { expectShape, has, listField, objectField, q, tensorField } from '../tensors.ts';
-import { GOLDEN_TOL } from '../tolerances.ts';
+import { GOLDEN_TOL, precisionOf } from '../tolerances.ts';
+import { differenceBound } from '../../numeric/bounds.ts';
+import { fmt } from '../../numeric/close.ts';
 import type { Tolerance } from '../../numeric/tolerance.ts';
 import type { Check, ElementAtol, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
 import { diffusionCaseHeader, guarded, list, scheduleOf, timestepsField } from './common.ts';
@@ -19,10 +21,13 @@ import { diffusionCaseHeader, guarded, list, scheduleOf, timestepsField } from '
 const inner = (t: Tensor): number => t.data.length / t.shape[0];
 
 /**
- * atol_i = 5e−7·(|a_b·x_i| + |b_b·y_i|) + 1e−6, with a_b, b_b the coefficients at example b's timestep
- * (README: a·x − b·y errs in proportion to its terms). `divide` divides the budget by c_b (for a quotient).
+ * atol_i = 4(u₃₂ + u_impl)·(|a_b·x_i| + |b_b·y_i|) + 1e−6, with a_b, b_b the coefficients at example b's timestep
+ * (docs/numerics.md, "Differences of large terms": a·x − b·y errs in proportion to its terms, in the float32
+ * reference and in the implementation's declared precision; the README's floor 1e−6). `divide` divides the budget
+ * by c_b (for a quotient).
  */
 function budget(
+  impl: DiffusionOps,
   formula: string,
   t: number[],
   x: Tensor,
@@ -33,12 +38,13 @@ function budget(
 ): ElementAtol {
   const n = inner(x);
   const values = new Float64Array(x.data.length);
+  const prec = precisionOf(impl);
   for (let i = 0; i < values.length; i++) {
     const s = t[Math.floor(i / n)];
-    const terms = 5e-7 * (Math.abs(a[s] * x.data[i]) + Math.abs(b[s] * y.data[i]));
+    const terms = differenceBound(Math.abs(a[s] * x.data[i]) + Math.abs(b[s] * y.data[i]), 'float32', prec);
     values[i] = (divide ? terms / divide[s] : terms) + 1e-6;
   }
-  return { values, formula };
+  return { values, formula: formula.replace('5e-7', `${fmt(differenceBound(1, 'float32', prec))} (4(u₃₂ + u_${prec === 'float32' ? '32' : '64'}))`) };
 }
 
 function need(bufs: Record<string, Float64Array>, name: string, sched: ScheduleArgs): Float64Array {
@@ -119,7 +125,7 @@ export function readQFunctions(file: string, root: unknown, index: ScheduleIndex
                 tol: GOLDEN_TOL.qDifference,
                 elementAtol: async (impl) => {
                   const b = await index.buffers(sched, impl);
-                  return budget('5e-7·(|√(1/ᾱ)·x_t| + |√(1/ᾱ−1)·ε|) + 1e-6', tv, xt, eps, need(b, 'sqrt_recip_alphas_cumprod', sched), need(b, 'sqrt_recipm1_alphas_cumprod', sched));
+                  return budget(impl, '5e-7·(|√(1/ᾱ)·x_t| + |√(1/ᾱ−1)·ε|) + 1e-6', tv, xt, eps, need(b, 'sqrt_recip_alphas_cumprod', sched), need(b, 'sqrt_recipm1_alphas_cumprod', sched));
                 },
               },
             ],
@@ -140,7 +146,7 @@ export function readQFunctions(file: string, root: unknown, index: ScheduleIndex
                   const b = await index.buffers(sched, impl);
                   const c1 = need(b, 'posterior_mean_coef1', sched);
                   const c2 = need(b, 'posterior_mean_coef2', sched);
-                  return budget('5e-7·(|x_{t−1}/c₁| + |(c₂/c₁)·x_t|) + 1e-6', tv, xprev, xt, c1.map((v) => 1 / v), c2.map((v, i) => v / c1[i]));
+                  return budget(impl, '5e-7·(|x_{t−1}/c₁| + |(c₂/c₁)·x_t|) + 1e-6', tv, xprev, xt, c1.map((v) => 1 / v), c2.map((v, i) => v / c1[i]));
                 },
               },
             ],
@@ -161,6 +167,7 @@ export function readQFunctions(file: string, root: unknown, index: ScheduleIndex
                   const b = await index.buffers(sched, impl);
                   const rm1 = need(b, 'sqrt_recipm1_alphas_cumprod', sched);
                   return budget(
+                    impl,
                     '5e-7·(|√(1/ᾱ)·x_t| + |x̂₀|)/√(1/ᾱ−1) + 1e-6',
                     tv,
                     xt,

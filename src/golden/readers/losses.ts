@@ -4,27 +4,42 @@
  *
  * @module
  */
-import type { DiffusionOps, LossType, ModelMeanType, ModelVarType } from '../../conformance/ops.ts';
+import type { LossType, ModelMeanType, ModelVarType } from '../../conformance/ops.ts';
 import { FormatError } from '../../formats/errors.ts';
 import { override, type Tolerance } from '../../numeric/tolerance.ts';
 import { describeSchedule, parseScheduleName, type ScheduleIndex } from '../context.ts';
 import { concat0, expectShape, has, index0, intListField, listField, objectField, q, tensorField } from '../tensors.ts';
-import { GOLDEN_TOL, gradTol } from '../tolerances.ts';
-import type { Check, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
+import { decoderBitsAtol, decoderReason, GOLDEN_TOL, gradTol } from '../tolerances.ts';
+import type { Check, DiffusionOps, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
 import { LOSS_TYPES, MEAN_TYPES, VAR_TYPES, enumField, guarded, list, optBool, scheduleOf, timestepsField, tinyModelField, diffusionCaseHeader } from './common.ts';
 
-/** A bits tolerance per example: `tol` scaled by `factor`, with the decoder-trap bound where t = 0. */
-function bitsCheck(quantity: string, expected: Tensor, tv: number[], tol: Tolerance, factor: number, why: string): Check {
-  const values = Float64Array.from(tv, (s) => (s === 0 ? GOLDEN_TOL.decoderTrap.atol : tol.atol) * factor);
+/**
+ * A bits tolerance per example: `tol` scaled by `factor`, and where t = 0 the decoder term's derived bound (scaled
+ * likewise) from `decoder`, which returns it for the examples of the batch.
+ */
+function bitsCheck(
+  quantity: string,
+  expected: Tensor,
+  tv: number[],
+  tol: Tolerance,
+  factor: number,
+  why: string,
+  decoder: (impl: DiffusionOps) => Promise<{ bits: Float64Array; saturated: Int32Array; elements: number }>,
+): Check {
   const hasZero = tv.includes(0);
+  const reason = `${tol.reason}${factor !== 1 ? `; ×${factor} ${why}` : ''}`;
+  const flat = Float64Array.from(tv, () => tol.atol * factor);
   return {
     quantity,
     expected,
-    tol: override(
-      { rtol: tol.rtol, atol: tol.atol * factor },
-      `${tol.reason}${factor !== 1 ? `; ×${factor} ${why}` : ''}${hasZero ? `; at t = 0: ${GOLDEN_TOL.decoderTrap.reason}` : ''}`,
-    ),
-    elementAtol: { values, formula: `${tol.atol * factor} (${GOLDEN_TOL.decoderTrap.atol * factor} where t = 0)` },
+    tol: override({ rtol: tol.rtol, atol: tol.atol * factor }, reason),
+    elementAtol: hasZero
+      ? async (impl) => {
+          const d = await decoder(impl);
+          const values = Float64Array.from(tv, (s, b) => (s === 0 ? d.bits[b] * factor : flat[b]));
+          return { values, formula: `${tol.atol * factor} (the decoder term's bound${factor !== 1 ? ` ×${factor}` : ''} where t = 0: ${decoderReason(tv.map((s, b) => (s === 0 ? d.saturated[b] : 0)), d.elements)})` };
+        }
+      : undefined,
     locate: (i) => `example ${i} (t = ${tv[i]})`,
   };
 }
@@ -62,14 +77,16 @@ export function readTrainingLosses(file: string, root: unknown, index: ScheduleI
     const outputs = objectField(root, `${p}.outputs`, file);
     const checks: Check[] = [];
     const vbFactor = lt === 'RESCALED_MSE' ? Math.max(1, T / 1000) : 1;
+    const decoder = async (impl: DiffusionOps) =>
+      decoderBitsAtol({ betas: await index.betas(sched, impl), model_mean_type: mean.value!, model_var_type: vart.value!, rescale_timesteps: rescale, clip_denoised: false }, model, x0, noise, impl);
     for (const qn of Object.keys(outputs)) {
       const e = tensorField(root, `${p}.outputs.${q(qn)}`, file);
       expectShape(e, [B], file, `${p}.outputs.${q(qn)}`);
       if (qn === 'mse') checks.push({ quantity: 'terms.mse', expected: e, tol: GOLDEN_TOL.mse, locate: (i) => `example ${i} (t = ${tv[i]})` });
-      else if (qn === 'vb') checks.push(bitsCheck('terms.vb', e, tv, GOLDEN_TOL.vbBits, vbFactor, 'T/1000 (RESCALED_MSE)'));
+      else if (qn === 'vb') checks.push(bitsCheck('terms.vb', e, tv, GOLDEN_TOL.vbBits, vbFactor, 'T/1000 (RESCALED_MSE)', decoder));
       else if (qn === 'loss') {
-        if (kl) checks.push(bitsCheck('terms.loss', e, tv, GOLDEN_TOL.vbBits, lt === 'RESCALED_KL' ? T : 1, 'T (RESCALED_KL multiplies the KL by T)'));
-        else if (has(outputs, 'vb')) checks.push(bitsCheck('terms.loss', e, tv, GOLDEN_TOL.vbBits, vbFactor, 'T/1000 (RESCALED_MSE)'));
+        if (kl) checks.push(bitsCheck('terms.loss', e, tv, GOLDEN_TOL.vbBits, lt === 'RESCALED_KL' ? T : 1, 'T (RESCALED_KL multiplies the KL by T)', decoder));
+        else if (has(outputs, 'vb')) checks.push(bitsCheck('terms.loss', e, tv, GOLDEN_TOL.vbBits, vbFactor, 'T/1000 (RESCALED_MSE)', decoder));
         else checks.push({ quantity: 'terms.loss', expected: e, tol: GOLDEN_TOL.mse, locate: (i) => `example ${i} (t = ${tv[i]})` });
       } else skipped.push({ file, case: id, quantity: `outputs.${qn}`, reason: 'not a term of training_losses; no reader for it' });
     }
@@ -182,7 +199,9 @@ export function readCalcBpdLoop(file: string, root: unknown, index: ScheduleInde
     );
     const outputs = objectField(root, `${p}.outputs`, file);
     const checks: Check[] = [];
-    const col0 = (i: number) => (i % T === 0 ? GOLDEN_TOL.decoderTrap.atol : GOLDEN_TOL.vbBits.atol);
+    const noise0 = index0(noiseRec, order.indexOf(0), file, `${p}.inputs.noise_per_step_in_loop_order`);
+    const decoder = async (impl: DiffusionOps) =>
+      decoderBitsAtol({ betas: await index.betas(sched, impl), model_mean_type: mean.value, model_var_type: vart.value, clip_denoised: clip }, model, x0, { shape: [...x0.shape], data: noise0.data }, impl);
     for (const qn of Object.keys(outputs)) {
       const f = `${p}.outputs.${q(qn)}`;
       const e = tensorField(root, f, file);
@@ -190,7 +209,15 @@ export function readCalcBpdLoop(file: string, root: unknown, index: ScheduleInde
         expectShape(e, [B], file, f);
         checks.push(
           qn === 'total_bpd'
-            ? { quantity: qn, expected: e, tol: override({ rtol: 1e-5, atol: GOLDEN_TOL.decoderTrap.atol }, `the sum of the vb terms: ${GOLDEN_TOL.decoderTrap.reason}`) }
+            ? {
+                quantity: qn,
+                expected: e,
+                tol: override({ rtol: GOLDEN_TOL.vbBits.rtol, atol: (T + 1) * GOLDEN_TOL.vbBits.atol }, `the sum of the T vb terms and the prior term: ${GOLDEN_TOL.vbBits.reason}, for each term`),
+                elementAtol: async (impl) => {
+                  const d = await decoder(impl);
+                  return { values: d.bits.map((v) => v + T * GOLDEN_TOL.vbBits.atol), formula: `${T}·${GOLDEN_TOL.vbBits.atol} + the decoder term's bound (${decoderReason(d.saturated, d.elements)})` };
+                },
+              }
             : { quantity: qn, expected: e, tol: GOLDEN_TOL.vbBits },
         );
       } else if (qn === 'vb' || qn === 'xstart_mse' || qn === 'mse') {
@@ -206,8 +233,12 @@ export function readCalcBpdLoop(file: string, root: unknown, index: ScheduleInde
           checks.push({
             quantity: qn,
             expected: e,
-            tol: override({ rtol: GOLDEN_TOL.vbBits.rtol, atol: GOLDEN_TOL.vbBits.atol }, `${GOLDEN_TOL.vbBits.reason}; at t = 0: ${GOLDEN_TOL.decoderTrap.reason}`),
-            elementAtol: { values: Float64Array.from({ length: B * T }, (_, i) => col0(i)), formula: `${GOLDEN_TOL.vbBits.atol} (${GOLDEN_TOL.decoderTrap.atol} at t = 0)` },
+            tol: GOLDEN_TOL.vbBits,
+            elementAtol: async (impl) => {
+              const d = await decoder(impl);
+              const values = Float64Array.from({ length: B * T }, (_, i) => (i % T === 0 ? d.bits[Math.floor(i / T)] : GOLDEN_TOL.vbBits.atol));
+              return { values, formula: `${GOLDEN_TOL.vbBits.atol} (the decoder term's bound at t = 0: ${decoderReason(d.saturated, d.elements)})` };
+            },
             locate,
           });
         } else {

@@ -10,7 +10,7 @@ import { FormatError } from '../../formats/errors.ts';
 import { looksLikeTensor } from '../../formats/jsonTensor.ts';
 import { describeSchedule, type ScheduleIndex } from '../context.ts';
 import { has, numberField, objectField, q, stringField, tensorField, tensor } from '../tensors.ts';
-import { GOLDEN_TOL } from '../tolerances.ts';
+import { bufferAtol, GOLDEN_TOL } from '../tolerances.ts';
 import type { Check, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
 
 const isBufferName = (k: string): k is BufferName => (BUFFER_NAMES as readonly string[]).includes(k);
@@ -52,6 +52,13 @@ function bufferCases(
       continue;
     }
     const check: Check = { quantity: name, expected, tol: opts.float32 ? GOLDEN_TOL.buffers32 : GOLDEN_TOL.buffers64, fround: opts.float32 };
+    const ab = recorded.alphas_cumprod;
+    if (!opts.float32 && looksLikeTensor(ab)) {
+      // A bound per element from the conditioning of each buffer's formula (docs/numerics.md, "Cumulative products").
+      const alphas_cumprod = tensorField(root, `${path}.alphas_cumprod`, file).data;
+      check.tol = GOLDEN_TOL.buffersDerived;
+      check.elementAtol = async (impl) => bufferAtol(name, { betas: betas.data, alphas_cumprod }, impl);
+    }
     if (opts.maskLogT0 && name === 'posterior_log_variance_clipped') {
       const keep = new Uint8Array(expected.data.length).fill(1);
       keep[0] = 0;
