@@ -10,7 +10,7 @@ const backendOnly = process.env.DDPM_TEST_SET === 'backend';
 export default defineConfig({
   test: {
     include: backendOnly ? ['properties/**/*.tfjs.test.ts'] : ['properties/**/*.test.ts'],
-    reporters: ['tree', './properties/support/countReporter.ts'],
+    reporters: ['./properties/support/derivationReporter.ts', './properties/support/countReporter.ts'],
     globalSetup: ['./properties/support/globalSetup.ts'],
     setupFiles: ['./properties/support/setup.ts'],
     sequence: { sequencer: DerivationSequencer },

@@ -43,6 +43,13 @@ function argsFor(op: OpName): Record<string, unknown> {
       return { betas, model_mean_type: 'EPSILON', model_var_type: 'LEARNED_RANGE', loss_type: 'RESCALED_MSE', grads: true, rescale_timesteps: true };
     case 'ddim_step':
       return { betas, clip_denoised: true, eta: 0.5, timestep_map: [0, 50, 100] };
+    case 'diffusers_set_timesteps':
+      return { timestep_spacing: 'trailing', num_inference_steps: 10 };
+    case 'diffusers_ddpm_variance':
+    case 'diffusers_ddpm_step':
+      return { t: 5, variance_type: 'learned_range', num_inference_steps: 10, buffers: 'float32' };
+    case 'diffusers_ddim_step':
+      return { t: 5, eta: 0.5, use_clipped_model_output: true, num_inference_steps: 10, set_alpha_to_one: false };
     case 'p_mean_variance':
     case 'calc_bpd_loop':
     case 'p_sample_step':

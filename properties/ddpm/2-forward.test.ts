@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import normalCdf from '@stdlib/stats-base-dists-normal-cdf';
-import { forwardMarginal, forwardStep, forwardStepSample, namedSchedule, qSample, type IsoGaussian, type Schedule } from '../../spec/ddpm/index.ts';
-import { linearGaussianMarginal, type Gaussian } from '../../spec/gaussian/index.ts';
+import { forwardJoint, forwardMarginal, forwardPathLogDensity, forwardStep, forwardStepSample, makeSchedule, namedSchedule, qSample, type IsoGaussian, type Schedule } from '../../spec/ddpm/index.ts';
+import { gaussianLogPdf, linearGaussianMarginal, type Gaussian } from '../../spec/gaussian/index.ts';
+import { Rng } from '../../src/numeric/rng.ts';
 import { identity, scaleMat } from '../../spec/linalg.ts';
 import { ksTest, mcAgrees } from '../../src/numeric/stats.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
 import { qMeanVarianceEqClosedForm, qSampleEqClosedForm } from '../../src/conformance/ddpmLaws.ts';
-import { expectLawOnSpec, printable, rngArb, schedule, scheduleAndT, vec } from './arbitraries.ts';
+import { expectLawOnSpec, logReal, printable, real, rngArb, schedule, scheduleAndT, vec } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;
 
@@ -100,7 +101,7 @@ describe('3.2 The forward process: q(x_t | x_{t−1}) = N(√(1−β_t) x_{t−1
   // False-failure rate: 3 checks at α = 1e−6 per run, 8 runs: 2.4e−5.
   it('running the single steps x_t = √(1−β_t) x_{t−1} + √β_t z reaches the law q(x_T | x_0) (Monte Carlo, α = 2.4e−5)  [ddpm.forward.stepwiseSamplingEqMarginal]', () =>
     fc.assert(
-      fc.property(schedule({ maxT: 30 }), fc.double({ min: -1, max: 1, noNaN: true }), rngArb, (s, x0, rng) => {
+      fc.property(schedule({ maxT: 30 }), real(-1, 1), rngArb, (s, x0, rng) => {
         const n = 3000;
         const xs = Array.from({ length: n }, () => {
           let x = [x0];
@@ -113,6 +114,25 @@ describe('3.2 The forward process: q(x_t | x_{t−1}) = N(√(1−β_t) x_{t−1
         expect(ksTest(xs, (x) => normalCdf(x, q.mean[0], Math.sqrt(q.variance))).pValue).toBeGreaterThan(1e-6);
       }),
       { numRuns: 8 },
+    ));
+
+  it('the forward process is a Markov chain: Σ_t log q(x_t | x_{t−1}) is the log-density of the joint Gaussian of x_{1:T} given x_0 (Cov(x_s, x_t) = √(ᾱ_t/ᾱ_s)(1 − ᾱ_s))  [ddpm.forward.markovFactorisationEqJoint]', () =>
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }).chain((T) => fc.array(logReal(1e-2, 0.5), { minLength: T, maxLength: T })),
+        fc.integer({ min: 1, max: 2 }),
+        fc.integer({ min: 0, max: 2 ** 30 }),
+        (betas, D, k) => {
+          const s = printable(makeSchedule(betas));
+          const rng = new Rng(k);
+          const x0 = Array.from(rng.normals(D));
+          const path: number[][] = [];
+          for (let t = 1, x = x0; t <= s.T; t++) path.push((x = forwardStepSample(s, t, x, rng.normals(D))));
+          const factorised = forwardPathLogDensity(s, x0, path);
+          const joint = gaussianLogPdf(forwardJoint(s, x0), path.flat());
+          expect(factorised).toBeCloseWithin(joint, override({ rtol: 1e-10, atol: 1e-10 }, 'the joint covariance is inverted by Cholesky; κ ≤ ~1e3 for β ≥ 1e−2, T ≤ 6'));
+        },
+      ),
     ));
 
   it('the spec’s q_sample (0-based t, NCHW) equals √ᾱ·x₀ + √(1−ᾱ)·ε with its own buffers  [ddpm.ops.qSampleEqClosedForm]', () => expectLawOnSpec(qSampleEqClosedForm));

@@ -3,16 +3,19 @@ import fc from 'fast-check';
 import {
   clippedLogPosteriorVariance,
   forwardMarginal,
+  forwardStep,
+  forwardStepLogDensityByBayes,
   forwardPosterior,
   makeSchedule,
   posteriorMeanCoefficients,
   posteriorVariance,
 } from '../../spec/ddpm/index.ts';
-import { gaussianConditional, linearGaussianJoint, linearGaussianPosterior } from '../../spec/gaussian/index.ts';
+import { gaussianConditional, linearGaussianJoint, linearGaussianPosterior, normalLogPdf } from '../../spec/gaussian/index.ts';
 import { identity, scaleMat } from '../../spec/linalg.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
 import { posteriorAtFirstStepIsX0, posteriorEqCoefficients, posteriorVarianceBetweenZeroAndBeta, xprevInvertsPosteriorMean } from '../../src/conformance/ddpmLaws.ts';
 import { expectLawOnSpec, schedule, scheduleAndT, userBetas, vec } from './arbitraries.ts';
+import { improvedCases } from './upstream.ts';
 
 const EPS = Number.EPSILON;
 
@@ -75,15 +78,33 @@ describe('3.3 The posterior q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I): μ̃_
       }),
     ));
 
-  it('log β̃ as the reference code clips it: log β̃_2 at t = 1, log β̃_t after; T = 1 is refused  [ddpm.posterior.clippedLogVariance]', () => {
+  it('log β̃ as the reference code clips it: log β̃_2 at t = 1, log β̃_t after, equal to improved-diffusion’s own buffers (with β̃, c_0, c_t); T = 1 is refused  [ddpm.posterior.clippedLogVariance]', () => {
     fc.assert(
       fc.property(schedule({ minT: 2 }), (s) => {
         expect(clippedLogPosteriorVariance(s, 1)).toBe(Math.log(posteriorVariance(s, 2)));
-        for (let t = 2; t <= s.T; t++) expect(clippedLogPosteriorVariance(s, t)).toBeCloseWithin(Math.log(posteriorVariance(s, t)), TOL.exact);
       }),
     );
+    // Independent oracle: improved-diffusion's own buffers (golden/upstream), index t − 1 for paper step t.
+    for (const { key, g, s, ts, tol } of improvedCases()) {
+      expect(ts.map((t) => clippedLogPosteriorVariance(s, t))).toBeCloseWithin(g.posterior_log_variance_clipped.data, tol, { what: `${key} clipped log β̃` });
+      expect(ts.map((t) => posteriorVariance(s, t))).toBeCloseWithin(g.posterior_variance.data, tol, { what: `${key} β̃` });
+      expect(ts.map((t) => posteriorMeanCoefficients(s, t).x0)).toBeCloseWithin(g.posterior_mean_coef1.data, tol, { what: `${key} coef1 (c_0)` });
+      expect(ts.map((t) => posteriorMeanCoefficients(s, t).xt)).toBeCloseWithin(g.posterior_mean_coef2.data, tol, { what: `${key} coef2 (c_t)` });
+    }
     expect(() => clippedLogPosteriorVariance(makeSchedule([0.1]), 1)).toThrow(/needs a schedule with T ≥ 2 \(it uses β̃_2 at t = 1\), got T = 1/);
   });
+
+  it('the Bayes step of eq. 5: q(x_{t−1} | x_t, x_0)·q(x_t | x_0)/q(x_{t−1} | x_0) is the forward step q(x_t | x_{t−1}) at every point, for t ≥ 2  [ddpm.posterior.bayesStepEqForwardStep]', () =>
+    fc.assert(
+      fc.property(scheduleAndT({ lo: 2 }), fc.integer({ min: 1, max: 3 }).chain((D) => fc.tuple(vec(D, 1), vec(D), vec(D))), ({ s, t }, [x0, xPrev, xt]) => {
+        const step = forwardStep(s, t, xPrev);
+        const direct = xt.reduce((a, x, i) => a + normalLogPdf(x, step.mean[i], step.variance), 0);
+        const bayes = forwardStepLogDensityByBayes(s, t, x0, xPrev, xt);
+        // Three log-densities of size up to |x|²/(2·variance) each, with variances down to β̃_t: their sum cancels.
+        const scale = [posteriorVariance(s, t), s.oneMinusAlphaBar(t), s.oneMinusAlphaBar(t - 1)].reduce((a, v) => a + 9 / v, 0) * x0.length;
+        expect(bayes).toBeCloseWithin(direct, override({ rtol: 1e-11, atol: 1e-13 * (1 + scale) }, 'a sum of three log-densities of size up to 9/variance cancels to the fourth'));
+      }),
+    ));
 
   it('the spec’s q_posterior_mean_variance is (coef1·x₀ + coef2·x_t, β̃, clipped log β̃) of its buffers  [ddpm.ops.posteriorEqCoefficients]', () => expectLawOnSpec(posteriorEqCoefficients));
   it('the spec’s buffers have posterior variance 0 at t = 0 and within (0, β] after (0-based)  [ddpm.ops.posteriorVarianceBetweenZeroAndBeta]', () => expectLawOnSpec(posteriorVarianceBetweenZeroAndBeta));

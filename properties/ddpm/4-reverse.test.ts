@@ -7,6 +7,9 @@ import {
   epsFromX0,
   fixedReverseVariance,
   forwardMarginal,
+  forwardStep,
+  gaussianDataReverseChain,
+  hoSchedule,
   learnedRangeLogVariance,
   makeSchedule,
   muFromEps,
@@ -18,6 +21,7 @@ import {
   qSample,
   reverseStep,
   scoreFromEps,
+  trueReverseVarianceDiscrete,
   vFromEps,
   x0FromEps,
   x0FromScore,
@@ -28,7 +32,36 @@ import { identity, scaleMat, solve } from '../../spec/linalg.ts';
 import { TOL, override, type Tolerance } from '../../src/numeric/tolerance.ts';
 import { epsMeanEqPosteriorOfPredictedXstart, epsXstartRoundTrip, fixedVariancesAreBetaOrPosterior } from '../../src/conformance/ddpmLaws.ts';
 import { gaussianCase, WELL } from '../gaussian/arbitraries.ts';
-import { expectLawOnSpec, schedule, scheduleAndT, vec } from './arbitraries.ts';
+import { expectLawOnSpec, real, schedule, scheduleAndT, vec } from './arbitraries.ts';
+import { integrate1d } from '../../spec/probability/index.ts';
+import { improvedCases } from './upstream.ts';
+import { show } from '../support/show.ts';
+
+/**
+ * Mean and variance of q(x_{t−1} | x_t) for discrete 1-D data by quadrature of the unnormalised joint
+ * Σ_i w_i q(x_{t−1} | x_0 = a_i) q(x_t | x_{t−1}) over x_{t−1}: an independent route (the forward densities only,
+ * no posterior formula). The grid covers every posterior component: each lies between √ᾱ_{t−1}·a_i and
+ * x_t/√α_t, with a standard deviation of at most √(1 − ᾱ_{t−1}); panels are a quarter of the smallest one wide.
+ */
+function reverseMomentsByQuadrature(s: Schedule, t: number, points: readonly number[], weights: readonly number[], xt: number): { mean: number; variance: number } {
+  const step = forwardStep(s, t, [0]).variance;
+  const logTerms = (u: number): number[] =>
+    points.map((a, i) => Math.log(weights[i]) + normalLogPdf(u, forwardMarginal(s, t - 1, [a]).mean[0], s.oneMinusAlphaBar(t - 1)) + normalLogPdf(xt, forwardStep(s, t, [u]).mean[0], step));
+  const ends = [...points.map((a) => Math.sqrt(s.alphaBar(t - 1)) * a), xt / Math.sqrt(s.alpha(t))];
+  const sdMax = Math.sqrt(s.oneMinusAlphaBar(t - 1));
+  const sdMin = Math.sqrt(posteriorVariance(s, t));
+  const lo = Math.min(...ends) - 12 * sdMax;
+  const hi = Math.max(...ends) + 12 * sdMax;
+  const opts = { panels: Math.min(20_000, Math.ceil((hi - lo) / (sdMin / 4))), order: 8 };
+  // The joint can underflow (x_t far from every √ᾱ_t·a_i): scale by its largest value on a grid of step ≤ sdMin.
+  const n = Math.min(200_000, Math.ceil((hi - lo) / sdMin) + 1);
+  let shift = -Infinity;
+  for (let k = 0; k <= n; k++) shift = Math.max(shift, ...logTerms(lo + ((hi - lo) * k) / n));
+  const f = (u: number): number => logTerms(u).reduce((acc, l) => acc + Math.exp(l - shift), 0);
+  const z = integrate1d(f, lo, hi, opts);
+  const mean = integrate1d((u) => u * f(u), lo, hi, opts) / z;
+  return { mean, variance: integrate1d((u) => (u - mean) ** 2 * f(u), lo, hi, opts) / z };
+}
 
 const EPS = Number.EPSILON;
 const maxAbs = (...xs: (readonly number[])[]) => Math.max(0, ...xs.flat().map(Math.abs));
@@ -106,7 +139,7 @@ describe('3.4 The reverse process p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) and
 
   it('Tweedie: (x_t + (1−ᾱ_t)∇log q(x_t))/√ᾱ_t equals 𝔼[x_0 | x_t] for Gaussian data N(m, S)  [ddpm.param.tweedieEqPosteriorMean]', () =>
     fc.assert(
-      fc.property(scheduleAndT(), gaussianCase({ ...WELL, maxDim: 3 }), fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: 3, maxLength: 3 }), ({ s, t }, data, z) => {
+      fc.property(scheduleAndT(), gaussianCase({ ...WELL, maxDim: 3 }), fc.array(real(-3, 3), { minLength: 3, maxLength: 3 }), ({ s, t }, data, z) => {
         const D = data.dim;
         const model = { prior: data.g, A: scaleMat(identity(D), Math.sqrt(s.alphaBar(t))), b: new Array<number>(D).fill(0), noiseCov: scaleMat(identity(D), s.oneMinusAlphaBar(t)) };
         const qt = linearGaussianMarginal(model); // q(x_t)
@@ -134,13 +167,28 @@ describe('3.4 The reverse process p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) and
   it('the fixed variances are σ_t² = β_t or β̃_t; the reference code’s fixedLarge uses β̃_2 at t = 1 and fixedSmall a clipped log  [ddpm.reverse.fixedVariances]', () => {
     fc.assert(
       fc.property(scheduleAndT({ minT: 2 }), ({ s, t }) => {
-        expect(fixedReverseVariance(s, t, 'beta')).toEqual({ variance: s.beta(t), logVariance: Math.log(s.beta(t)) });
-        expect(fixedReverseVariance(s, t, 'betaTilde')).toEqual({ variance: posteriorVariance(s, t), logVariance: Math.log(posteriorVariance(s, t)) });
-        const large = t === 1 ? posteriorVariance(s, 2) : s.beta(t);
-        expect(fixedReverseVariance(s, t, 'fixedLarge')).toEqual({ variance: large, logVariance: Math.log(large) });
-        expect(fixedReverseVariance(s, t, 'fixedSmall')).toEqual({ variance: posteriorVariance(s, t), logVariance: clippedLogPosteriorVariance(s, t) });
+        // β̃_t from its definition as the variance of the Gaussian conditional (a different formula: 1/(α_t/β_t + 1/(1 − ᾱ_{t−1})))
+        const tilde = t === 1 ? 0 : 1 / (s.alpha(t) / s.beta(t) + 1 / s.oneMinusAlphaBar(t - 1));
+        const rel = override({ rtol: 1e-12, atol: 0 }, 'two algebraically equal forms of β̃_t');
+        expect(fixedReverseVariance(s, t, 'beta').variance).toBe(s.beta(t));
+        expect(fixedReverseVariance(s, t, 'betaTilde').variance).toBeCloseWithin(tilde, rel);
+        expect(fixedReverseVariance(s, t, 'fixedSmall').variance).toBeCloseWithin(tilde, rel);
+        for (const c of ['beta', 'betaTilde', 'fixedLarge'] as const) {
+          const f = fixedReverseVariance(s, t, c);
+          expect(f.logVariance).toBeCloseWithin(Math.log(f.variance), TOL.exact);
+        }
       }),
     );
+    // Independent oracle: improved-diffusion's own arrays (golden/upstream; index t − 1 for paper step t):
+    // FIXED_LARGE = (fixedlarge_variance, fixedlarge_log_variance), FIXED_SMALL = (posterior_variance, posterior_log_variance_clipped).
+    for (const { key, g, s, ts, tol } of improvedCases()) {
+      const at = (c: 'fixedLarge' | 'fixedSmall', k: 'variance' | 'logVariance') => ts.map((t) => fixedReverseVariance(s, t, c)[k]);
+      expect(at('fixedLarge', 'variance')).toBeCloseWithin(g.fixedlarge_variance.data, tol, { what: `${key} fixedLarge σ²` });
+      expect(at('fixedLarge', 'logVariance')).toBeCloseWithin(g.fixedlarge_log_variance.data, tol, { what: `${key} fixedLarge log σ²` });
+      expect(at('fixedSmall', 'variance')).toBeCloseWithin(g.posterior_variance.data, tol, { what: `${key} fixedSmall σ²` });
+      expect(at('fixedSmall', 'logVariance')).toBeCloseWithin(g.posterior_log_variance_clipped.data, tol, { what: `${key} fixedSmall log σ²` });
+      expect(ts.map((t) => fixedReverseVariance(s, t, 'beta').logVariance)).toBeCloseWithin(g.log_betas.data, tol, { what: `${key} log β` });
+    }
     const s1 = makeSchedule([0.1]);
     expect(fixedReverseVariance(s1, 1, 'betaTilde')).toEqual({ variance: 0, logVariance: Number.NEGATIVE_INFINITY });
     expect(() => fixedReverseVariance(s1, 1, 'fixedLarge')).toThrow(/'fixedLarge' needs T ≥ 2/);
@@ -162,7 +210,7 @@ describe('3.4 The reverse process p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) and
 
   it('clipping x̂_0 to [−1, 1] leaves values inside unchanged and maps values outside to ±1  [ddpm.reverse.clipOnlyActsOutsideRange]', () =>
     fc.assert(
-      fc.property(fc.array(fc.double({ min: -5, max: 5, noNaN: true }), { minLength: 1, maxLength: 8 }), (x) => {
+      fc.property(fc.array(real(-5, 5), { minLength: 1, maxLength: 8 }), (x) => {
         expect(clipToDataRange(x)).toEqual(x.map((v) => (v > 1 ? 1 : v < -1 ? -1 : v)));
       }),
     ));
@@ -186,6 +234,43 @@ describe('3.4 The reverse process p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) and
           expect(r.x0).toBeCloseWithin(x0, tol, { what: `x̂_0 from ${p.kind}` });
           expect(r.variance).toEqual(xt.map(() => s.beta(t)));
         }
+      }),
+    ));
+
+  it('the true reverse variance Var[x_{t−1} | x_t] of discrete data is β̃_t + c_0²·Var[x_0 | x_t] (quadrature of the forward joint), and never below β̃_t  [ddpm.reverse.trueVarianceEqQuadrature]', () =>
+    fc.assert(
+      fc.property(
+        scheduleAndT({ lo: 2, maxT: 100 }),
+        fc.integer({ min: 1, max: 4 }).chain((n) => fc.tuple(fc.array(real(-1, 1), { minLength: n, maxLength: n }), fc.array(real(0.05, 1), { minLength: n, maxLength: n }))),
+        real(-3, 3),
+        ({ s, t }, [points, weights], xt) => {
+          const v = trueReverseVarianceDiscrete(s, t, points, weights, xt);
+          const q = reverseMomentsByQuadrature(s, t, points, weights, xt);
+          expect(v).toBeCloseWithin(q.variance, override({ rtol: 1e-8, atol: 1e-14 }, 'composite Gauss–Legendre, panels a quarter of the narrowest posterior component; variance as a central moment'));
+          expect(q.variance).toBeGreaterThanOrEqual(posteriorVariance(s, t) * (1 - 1e-8));
+        },
+      ),
+      { numRuns: 60 },
+    ));
+
+  it('β_t is not an upper bound: for data ±1 at x_t = 0 the true reverse variance β̃_t + c_0² exceeds β_t at every t  [ddpm.reverse.trueVarianceExceedsBetaForBinaryData]', () => {
+    const ho = hoSchedule();
+    show('Var[x_{t−1} | x_t = 0]/β_t at t = 2 (Ho linear)', trueReverseVarianceDiscrete(ho, 2, [-1, 1], [0.5, 0.5], 0) / ho.beta(2));
+    fc.assert(
+      fc.property(scheduleAndT({ lo: 2, maxT: 100 }), ({ s, t }) => {
+        const q = reverseMomentsByQuadrature(s, t, [-1, 1], [0.5, 0.5], 0);
+        expect(q.variance, `t = ${t}: quadrature variance ${q.variance} vs β_t = ${s.beta(t)}`).toBeGreaterThan(s.beta(t));
+        expect(trueReverseVarianceDiscrete(s, t, [-1, 1], [0.5, 0.5], 0)).toBeGreaterThan(s.beta(t));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('for data N(0, I) the true reverse variance is exactly β_t (Ho et al.’s choice σ_t² = β_t is right for unit-variance data)  [ddpm.reverse.trueVarianceIsBetaForUnitGaussianData]', () =>
+    fc.assert(
+      fc.property(schedule({ maxT: 100 }), (s) => {
+        const chain = gaussianDataReverseChain(s, [0], 1);
+        for (let t = 1; t <= s.T; t++) expect(chain.variance[t - 1]).toBeCloseWithin(s.beta(t), TOL.float64, { what: `σ_t² at t = ${t}` });
       }),
     ));
 

@@ -3,7 +3,9 @@ import fc from 'fast-check';
 import {
   boundTermsOnPath,
   chainExpectedBound,
+  chainJoint,
   chainLogLikelihood,
+  chainPathKl,
   chainMarginalX0,
   chainReverseModel,
   epsFormConstant,
@@ -21,6 +23,7 @@ import {
   priorTerm,
   priorTermBoundPerDim,
   qSample,
+  reversePathLogDensity,
   transitionTerm,
   transitionTermEpsForm,
   type LinearGaussianChain,
@@ -31,7 +34,8 @@ import { identity, scaleMat } from '../../spec/linalg.ts';
 import { mcAgrees } from '../../src/numeric/stats.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
 import { bpdTotalEqPriorPlusTerms, normalKlIsDivergence } from '../../src/conformance/ddpmLaws.ts';
-import { expectLawOnSpec, printable, rngArb, scheduleAndT, userBetas, vec } from './arbitraries.ts';
+import { show } from '../support/show.ts';
+import { expectLawOnSpec, logReal, printable, real, rngArb, scheduleAndT, userBetas, vec } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;
 const maxAbs = (...xs: (readonly number[])[]) => Math.max(0, ...xs.flat().map(Math.abs));
@@ -46,10 +50,10 @@ function scheduleAndChain(maxT = 6, minT = 1): fc.Arbitrary<{ s: Schedule; chain
     .record({ T: fc.integer({ min: minT, max: maxT }), D: fc.integer({ min: 1, max: 3 }) })
     .chain(({ T, D }) =>
       fc.record({
-        betas: fc.array(fc.double({ min: 1e-3, max: 0.5, noNaN: true }), { minLength: T, maxLength: T }),
+        betas: fc.array(logReal(1e-3, 0.5), { minLength: T, maxLength: T }),
         A: fc.array(fc.array(vec(D, 1.5), { minLength: D, maxLength: D }), { minLength: T, maxLength: T }),
         b: fc.array(vec(D, 1), { minLength: T, maxLength: T }),
-        variance: fc.array(fc.double({ min: 0.01, max: 2, noNaN: true }), { minLength: T, maxLength: T }),
+        variance: fc.array(logReal(0.01, 2), { minLength: T, maxLength: T }),
         D: fc.constant(D),
       }),
     )
@@ -65,6 +69,35 @@ function forwardPath(s: Schedule, x0: number[], normals: () => ArrayLike<number>
 }
 
 describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −log p_θ(x_0) and its ε-form', () => {
+  it('the reverse process is a Markov chain: log p(x_T) + Σ_t log p_θ(x_{t−1} | x_t) is the log-density of the chain’s joint Gaussian over x_{0:T}  [ddpm.bound.reverseMarkovFactorisationEqJoint]', () =>
+    fc.assert(
+      fc.property(scheduleAndChain().chain((c) => fc.tuple(fc.constant(c), vec(c.D, 2), fc.array(vec(c.D, 3), { minLength: c.s.T, maxLength: c.s.T }))), ([{ s, chain }, x0, path]) => {
+        const factorised = reversePathLogDensity(s, x0, path, chainReverseModel(chain));
+        const joint = gaussianLogPdf(chainJoint(chain), [...x0, ...path.flat()]);
+        expect(factorised).toBeCloseWithin(joint, override({ rtol: 1e-9, atol: 1e-9 }, 'the joint covariance (A entries ≤ 1.5, T ≤ 6) is inverted by Cholesky; κ up to ~1e4'));
+      }),
+    ));
+
+  it('the bound’s gap is the KL between path distributions: L + log p_θ(x_0) = KL(q(x_{1:T} | x_0) ‖ p_θ(x_{1:T} | x_0)), exactly on linear-Gaussian chains, and 0 at the true reverse of data N(0, I)  [ddpm.bound.elboGapEqPathKl]', () => {
+    fc.assert(
+      fc.property(scheduleAndChain(5).chain((c) => vec(c.D, 2).map((x0) => ({ ...c, x0 }))), ({ s, chain, x0 }) => {
+        // Left: the decomposition (eq. 5), term by term in closed form, plus the exact log-likelihood. Right: one KL
+        // between two Gaussians over the whole path (the ELBO identity of 1.5 with z = x_{1:T}).
+        const gap = chainExpectedBound(s, chain, x0).total + chainLogLikelihood(chain, x0);
+        const kl = chainPathKl(s, chain, x0);
+        expect(gap).toBeCloseWithin(kl, override({ rtol: 1e-8, atol: 1e-8 }, 'two routes through inverses of path covariances (κ up to ~1e4 for β ≥ 1e−3)'));
+        expect(kl).toBeGreaterThanOrEqual(-1e-9);
+      }),
+      { numRuns: 60 },
+    );
+    const s = makeSchedule([0.1, 0.2, 0.3]);
+    const truth = gaussianDataReverseChain(s, [0], 1); // data N(0, I): the chain's joint is q's, so the gap is 0
+    expect(chainPathKl(s, truth, [0.3])).toBeCloseWithin(0, override({ rtol: 0, atol: 1e-12 }, 'exactly 0 up to rounding'));
+    const off = { ...truth, variance: truth.variance.map((v) => 1.5 * v) };
+    show('KL at the true reverse', Math.abs(chainPathKl(s, truth, [0.3])) < 1e-12 ? 0 : chainPathKl(s, truth, [0.3]));
+    show('with σ² × 1.5', chainPathKl(s, off, [0.3]), 'nats');
+  });
+
   it('the exact bound of a linear-Gaussian reverse chain is ≥ −log p_θ(x_0) for every parameter and every x_0  [ddpm.bound.geNegLogLikelihood]', () =>
     fc.assert(
       fc.property(
@@ -72,7 +105,7 @@ describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −
           scheduleAndChain().chain((c) => vec(c.D, 2).map((x0) => ({ ...c, x0 }))),
           // the true reverse process of Gaussian data N(m, vI), evaluated at data points
           fc
-            .record({ betas: userBetas({ maxT: 20 }), D: fc.integer({ min: 1, max: 3 }), v: fc.double({ min: 0.05, max: 4, noNaN: true }) })
+            .record({ betas: userBetas({ maxT: 20 }), D: fc.integer({ min: 1, max: 3 }), v: logReal(0.05, 4) })
             .chain(({ betas, D, v }) => fc.record({ m: vec(D, 2), z: vec(D, 3) }).map(({ m, z }) => {
               const s = printable(makeSchedule(betas));
               return { s, chain: gaussianDataReverseChain(s, m, v), D, x0: m.map((mi, i) => mi + Math.sqrt(v) * z[i]) };
@@ -109,7 +142,7 @@ describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −
       fc.property(
         userBetas({ maxT: 20 }),
         fc.integer({ min: 1, max: 3 }).chain((D) => fc.tuple(vec(D, 2), vec(D, 3))),
-        fc.double({ min: 0.05, max: 4, noNaN: true }),
+        logReal(0.05, 4),
         (betas, [m, xt], v) => {
           const s = makeSchedule(betas);
           const D = m.length;
@@ -167,7 +200,7 @@ describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −
       fc.property(
         scheduleAndT({ lo: 2 }),
         fc.integer({ min: 1, max: 3 }).chain((D) => fc.tuple(vec(D, 1), vec(D), vec(D))),
-        fc.double({ min: 0, max: 1, noNaN: true }),
+        real(0, 1),
         ({ s, t }, [x0, eps, epsPred], u) => {
           const bt = posteriorVariance(s, t);
           const sigma2 = bt * (s.beta(t) / bt) ** u; // from β̃_t (u = 0) to β_t (u = 1)
@@ -187,12 +220,22 @@ describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −
 
   it('L_simple(t) = ‖ε − ε_θ‖² is the ε-form with its weight w_t and constant C_t dropped; for Ho’s schedule w_t falls from 0.27 (t = 2) to 0.0102 (t = T) with σ² = β  [ddpm.bound.lSimpleDropsWeights]', () => {
     fc.assert(
-      fc.property(scheduleAndT({ lo: 2 }), fc.integer({ min: 1, max: 3 }).chain((D) => fc.tuple(vec(D), vec(D))), ({ s, t }, [eps, epsPred]) => {
+      fc.property(scheduleAndT({ lo: 2 }), fc.integer({ min: 1, max: 3 }).chain((D) => fc.tuple(vec(D, 1), vec(D), vec(D))), ({ s, t }, [x0, eps, epsPred]) => {
+        // Independent route: the KL L_{t−1} itself (posterior mean against μ_θ from ε_θ), less C_t, over w_t, is the
+        // plain sum of squared errors, written out here (not the spec's lSimpleTerm or its ε-form).
+        const sse = eps.reduce((a, e, i) => a + (e - epsPred[i]) ** 2, 0);
+        expect(lSimpleTerm(eps, epsPred)).toBeCloseWithin(sse, TOL.float64);
+        const xt = qSample(s, t, x0, eps);
+        const c = posteriorMeanCoefficients(s, t);
+        const E = 16 * EPS * (c.x0 * maxAbs(x0) + c.xt * maxAbs(xt) + (maxAbs(xt) + (s.beta(t) / Math.sqrt(s.oneMinusAlphaBar(t))) * maxAbs(epsPred)) / Math.sqrt(s.alpha(t)));
         for (const sigma2 of [s.beta(t), posteriorVariance(s, t)]) {
           const w = epsFormWeight(s, t, sigma2);
           expect(w).toBeGreaterThan(0);
-          const dropped = (transitionTermEpsForm(s, t, eps, epsPred, sigma2) - epsFormConstant(s, t, sigma2, eps.length)) / w;
-          expect(dropped).toBeCloseWithin(lSimpleTerm(eps, epsPred), override({ rtol: 1e-12, atol: 1e-12 * (1 + epsFormConstant(s, t, sigma2, eps.length) / w) }, '(w·L + C − C)/w: cancellation relative to C/w'));
+          const C = epsFormConstant(s, t, sigma2, eps.length);
+          const kl = transitionTerm(s, t, x0, xt, muFromEps(s, t, xt, epsPred), sigma2);
+          const dmu = Math.sqrt(2 * sigma2 * w * sse);
+          const tol = override({ rtol: 1e-10, atol: ((eps.length * (2 * dmu * E + E * E)) / (2 * sigma2) + 1e-14 * (1 + C)) / w }, '(KL − C)/w: the mean mismatch is a difference of larger terms, and C cancels');
+          expect((kl - C) / w).toBeCloseWithin(sse, tol);
         }
       }),
     );
@@ -201,6 +244,8 @@ describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −
     expect(epsFormWeight(ho, 2, ho.beta(2))).toBeCloseWithin(0.2727, two);
     expect(epsFormWeight(ho, 1000, ho.beta(1000))).toBeCloseWithin(0.0102, two);
     expect(epsFormWeight(ho, 2, posteriorVariance(ho, 2))).toBeCloseWithin(0.5997, two); // σ² = β̃: 0.60 at t = 2
+    show('w₂', epsFormWeight(ho, 2, ho.beta(2)));
+    show('w_T', epsFormWeight(ho, 1000, ho.beta(1000)));
   });
 
   it('the prior term L_T for Ho’s schedule (ᾱ_T = 4.04e−5) is at most 2.91e−5 bits per dimension for data in [−1, 1]  [ddpm.bound.priorTermHoSmall]', () => {
@@ -208,6 +253,8 @@ describe('3.5 The variational bound L = L_T + Σ_{t≥2} L_{t−1} + L_0 ≥ −
     const three = override({ rtol: 2e-3, atol: 0 }, 'a number stated to 3 digits');
     expect(s.alphaBar(1000)).toBeCloseWithin(4.04e-5, three);
     expect(natsToBitsPerDim(priorTermBoundPerDim(s), 1)).toBeCloseWithin(2.91e-5, three);
+    show('ᾱ_T', s.alphaBar(1000));
+    show('L_T bound', natsToBitsPerDim(priorTermBoundPerDim(s), 1), 'bits/dim');
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 16 }).chain((D) => vec(D, 1)), (x0) => {
         const D = x0.length;

@@ -11,13 +11,13 @@ import {
 } from '../../spec/ddpm/index.ts';
 import { override } from '../../src/numeric/tolerance.ts';
 import { discretizedLikelihoodSumsToOne } from '../../src/conformance/ddpmLaws.ts';
-import { expectLawOnSpec } from './arbitraries.ts';
+import { decoderLogScale, decoderMean, expectLawOnSpec, real } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;
 
 /** Means a little beyond the data range; log σ from 6e−6 (a sharp decoder) to 20 (a flat one). */
-const mean = fc.double({ min: -1.5, max: 1.5, noNaN: true });
-const logScale = fc.double({ min: -12, max: 3, noNaN: true });
+const mean = decoderMean;
+const logScale = decoderLogScale;
 
 describe('3.6 The discrete decoder: N(μ, σ²) integrated over 256 bins of width 2/255, the outer two open', () => {
   it('gives the 256 pixel levels probabilities in [0, 1] that sum to 1  [ddpm.decoder.binsSumToOne]', () =>
@@ -36,7 +36,7 @@ describe('3.6 The discrete decoder: N(μ, σ²) integrated over 256 bins of widt
 
   it('each bin’s probability is the integral of the density over the bin: a difference of @stdlib normal CDFs  [ddpm.decoder.eqIntegralOfDensity]', () =>
     fc.assert(
-      fc.property(mean, fc.double({ min: -6, max: 1, noNaN: true }), fc.integer({ min: 0, max: 255 }), (m, ls, k) => {
+      fc.property(mean, real(-6, 1), fc.integer({ min: 0, max: 255 }), (m, ls, k) => {
         const sd = Math.exp(ls);
         const x = pixelLevel(k);
         const lo = k === 0 ? -Infinity : x - 1 / 255;
@@ -67,7 +67,7 @@ describe('3.6 The discrete decoder: N(μ, σ²) integrated over 256 bins of widt
 
   it('far in the tails the log-probability stays finite and follows log Q(z) ≈ −z²/2 − log(z√(2π))  [ddpm.decoder.tailsFinite]', () =>
     fc.assert(
-      fc.property(fc.double({ min: -15, max: -6, noNaN: true }), fc.integer({ min: 1, max: 254 }), fc.constantFrom(-1, 1), (ls, k, side) => {
+      fc.property(real(-15, -6), fc.integer({ min: 1, max: 254 }), fc.constantFrom(-1, 1), (ls, k, side) => {
         // The mean sits 40…1e6 standard deviations below (or above) the bin: the bin's mass is Q(z_near) − Q(z_far) ≈ Q(z_near).
         const sd = Math.exp(ls);
         const x = pixelLevel(k);
@@ -88,7 +88,7 @@ describe('3.6 The discrete decoder: N(μ, σ²) integrated over 256 bins of widt
           fc.tuple(fc.array(fc.integer({ min: 0, max: 255 }), { minLength: D, maxLength: D }), fc.array(mean, { minLength: D, maxLength: D })),
         ),
         // log σ² ≥ −4 keeps |x − μ|/σ ≤ 2.5/e^{−2} ≈ 19, so every P > 1e−80 is a normal double and log₂(P) keeps its precision
-        fc.double({ min: -4, max: 1, noNaN: true }),
+        real(-4, 1),
         ([levels, means], logVar) => {
           const D = levels.length;
           const x0 = levels.map(pixelLevel);
@@ -105,4 +105,14 @@ describe('3.6 The discrete decoder: N(μ, σ²) integrated over 256 bins of widt
     ));
 
   it('the spec’s discretized_gaussian_log_likelihood gives probabilities summing to 1  [ddpm.ops.discretizedLikelihoodSumsToOne]', () => expectLawOnSpec(discretizedLikelihoodSumsToOne));
+  it('the outer bin’s log-probability stays exact far in the tail, across the switch to the asymptotic series at z = 35 (against the exact normal CDF)  [ddpm.decoder.farTailEqExactCdf]', () =>
+    fc.assert(
+      fc.property(real(30, 37.5), (z) => {
+        // Bin 0 is (−∞, −1 + 1/255]; with σ = 0.01 and the mean z σ above its edge, P = Φ(−z), down to 1e−300 at z = 37.5.
+        const sigma = 0.01;
+        const mean = -1 + 1 / 255 + z * sigma;
+        const expected = Math.log(normalCdf(-z, 0, 1));
+        expect(discretizedGaussianLogLikelihood(-1, mean, Math.log(sigma))).toBeCloseWithin(expected, override({ rtol: 1e-11, atol: 0 }, 'the Mills-ratio series to r⁴ (truncation < 1e−12 relative beyond z = 35) and the rounding of z = (edge − μ)/σ'));
+      }),
+    ));
 });

@@ -15,7 +15,8 @@ import {
 } from '../../spec/ddpm/index.ts';
 import { override, type Tolerance } from '../../src/numeric/tolerance.ts';
 import { ancestralStepEqMeanPlusNoise, ddimEtaOneEqAncestral, ddimEtaZeroIgnoresNoise, ddimReverseInvertsDdim, finalStepAddsNoNoise } from '../../src/conformance/ddpmLaws.ts';
-import { expectLawOnSpec, schedule, scheduleAndT, vec } from './arbitraries.ts';
+import { expectLawOnSpec, real, schedule, scheduleAndT, vec } from './arbitraries.ts';
+import { linearGaussianPosterior } from '../../spec/gaussian/index.ts';
 
 const EPS = Number.EPSILON;
 const maxAbs = (...xs: (readonly number[])[]) => Math.max(0, ...xs.flat().map(Math.abs));
@@ -63,7 +64,14 @@ describe('3.7 Sampling: ancestral (Algorithm 2; no noise at t = 1) and DDIM with
           const r = reverseStep(s, t, xt, { kind: 'eps', value: eps }, variance, { clip });
           const step = ancestralStep(s, t, xt, { kind: 'eps', value: eps }, z, { variance, clip });
           expect(step.mean).toEqual(r.mean);
-          expect(step.sample).toBeCloseWithin(r.mean.map((m, i) => m + Math.sqrt(r.variance[i]) * z[i]), override({ rtol: 4 * EPS, atol: 4 * EPS * maxAbs(z) }, 'exp(½ log σ²) vs √σ²'));
+          // Independent of reverseStep: Ho et al.'s Algorithm 2, line 4, with σ_t² written out from β and ᾱ.
+          const tilde = (u: number) => (s.beta(u) * (1 - (u === 1 ? 1 : s.alphaBar(u - 1)))) / (1 - s.alphaBar(u));
+          const sigma2 = { beta: s.beta(t), betaTilde: tilde(t), fixedLarge: s.beta(t), fixedSmall: tilde(t) }[variance];
+          expect(sigma2).toBeCloseWithin(r.variance[0], override({ rtol: 1e-11, atol: 0 }, '1 − ᾱ by subtraction here, by expm1 in the spec'));
+          if (!clip) {
+            const alg2 = xt.map((x, i) => (x - (s.beta(t) / Math.sqrt(1 - s.alphaBar(t))) * eps[i]) / Math.sqrt(s.alpha(t)) + Math.sqrt(sigma2) * z[i]);
+            expect(step.sample).toBeCloseWithin(alg2, stepTol(s, t, maxAbs(xt, eps, z)));
+          }
         },
       ),
     ));
@@ -111,6 +119,43 @@ describe('3.7 Sampling: ancestral (Algorithm 2; no noise at t = 1) and DDIM with
           expect(back).toBeCloseWithin(xt, override({ rtol: 0, atol: 64 * EPS * (1 + 1 / Math.sqrt(s.alphaBar(t2))) * (1 + maxAbs(xt, up, eps)) }, 'x̂_0 at t′ divides by √ᾱ_{t′}'));
         },
       ),
+    ));
+
+  it('DDIM, any η ∈ [0, 1] and any stride t′ < t: with x̂_0 = x_0 the update maps q(x_t | x_0) onto q(x_{t′} | x_0) exactly (Song et al., Lemma 1)  [ddpm.sampling.ddimPreservesForwardMarginal]', () =>
+    fc.assert(
+      fc.property(scheduleAndT({ lo: 2, maxT: 100 }), real(0, 1), real(-1, 1), fc.integer({ min: 0, max: 2 ** 30 }), ({ s, t }, eta, x0, k) => {
+        const tPrev = k % t; // 0 … t − 1: every stride, down to x_0
+        // The step is affine in (x_t, z) for fixed x̂_0: read its coefficients off, then push x_t ~ N(√ᾱ_t x_0, 1 − ᾱ_t), z ~ N(0, 1) through it.
+        const at = (xt: number, z: number) => ddimStep(s, t, tPrev, [xt], { kind: 'x0', value: [x0] }, eta, [z]).sample[0];
+        const m = Math.sqrt(s.alphaBar(t)) * x0;
+        const base = at(m, 0);
+        const kx = at(m + 1, 0) - base;
+        const kz = at(m, 1) - base;
+        const tol = override({ rtol: 1e-12, atol: 1e-13 }, 'coefficients read off by differences of O(1) values');
+        expect(base, 'mean of x_{t′}').toBeCloseWithin(Math.sqrt(s.alphaBar(tPrev)) * x0, tol);
+        expect(kx * kx * s.oneMinusAlphaBar(t) + kz * kz, 'variance of x_{t′}').toBeCloseWithin(s.oneMinusAlphaBar(tPrev), tol);
+      }),
+      { numRuns: 200 },
+    ));
+
+  it('DDIM with η = 1 and any stride t′ < t is the forward posterior q(x_{t′} | x_t, x_0) of the strided chain: same mean, σ² its variance  [ddpm.sampling.ddimEtaOneEqStridedPosterior]', () =>
+    fc.assert(
+      fc.property(scheduleAndT({ lo: 2, maxT: 100 }), real(-1, 1), real(-3, 3), fc.integer({ min: 0, max: 2 ** 30 }), ({ s, t }, x0, xt, k) => {
+        const tPrev = 1 + (k % (t - 1)); // 1 … t − 1
+        // The strided forward step x_t = a·x_{t′} + √(1 − a²)·ε, a² = ∏_{u=t′+1}^{t} α_u, and the prior q(x_{t′} | x_0):
+        // the posterior is the linear-Gaussian one (PRML 2.116), a route that shares nothing with ddimSigma.
+        let a2 = 1;
+        for (let u = tPrev + 1; u <= t; u++) a2 *= s.alpha(u);
+        const prior = { mean: [Math.sqrt(s.alphaBar(tPrev)) * x0], cov: [[s.oneMinusAlphaBar(tPrev)]] };
+        const post = linearGaussianPosterior({ prior, A: [[Math.sqrt(a2)]], b: [0], noiseCov: [[1 - a2]] }, [xt]);
+        const step = ddimStep(s, t, tPrev, [xt], { kind: 'x0', value: [x0] }, 1, [0]);
+        const sigma = ddimSigma(s, t, tPrev, 1);
+        const tol = override({ rtol: 1e-9, atol: 1e-12 }, 'the product ∏α and 1 − ∏α by subtraction here, log1p/expm1 in the spec: relative 1e−16/(1 − a²)');
+        expect(sigma * sigma, `σ² at t = ${t}, t′ = ${tPrev}`).toBeCloseWithin(post.cov[0][0], tol);
+        expect(step.mean[0]).toBeCloseWithin(post.mean[0], tol);
+        for (const eta of [0, 0.25, 0.5]) expect(ddimSigma(s, t, tPrev, eta)).toBeCloseWithin(eta * sigma, override({ rtol: 2 * EPS, atol: 0 }, 'σ(η) = η·σ(1)'));
+      }),
+      { numRuns: 200 },
     ));
 
   it('the spec’s ancestral step (0-based) is mean + exp(½·log σ²)·noise for t ≥ 1  [ddpm.ops.ancestralStepEqMeanPlusNoise]', () => expectLawOnSpec(ancestralStepEqMeanPlusNoise));

@@ -26,7 +26,7 @@ import { ksTest, mcAgrees } from '../../src/numeric/stats.ts';
 import { override } from '../../src/numeric/tolerance.ts';
 import { spdMatrix } from '../gaussian/arbitraries.ts';
 import { fcSeed } from '../support/seed.ts';
-import { rngArb, scheduleAndT, vec } from './arbitraries.ts';
+import { real, rngArb, scheduleAndT, vec } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;
 const maxAbs = (...xs: (readonly number[])[]) => Math.max(0, ...xs.flat().map(Math.abs));
@@ -39,7 +39,7 @@ function mixture(D: number): fc.Arbitrary<GaussianMixture> {
   return fc.integer({ min: 1, max: 3 }).chain((K) =>
     fc
       .record({
-        w: fc.array(fc.double({ min: 0.1, max: 1, noNaN: true }), { minLength: K, maxLength: K }),
+        w: fc.array(real(0.1, 1), { minLength: K, maxLength: K }),
         means: fc.array(vec(D, 2), { minLength: K, maxLength: K }),
         covs: fc.array(spdMatrix({ minDim: D, maxDim: D, minLogCond: 0, maxLogCond: 1, logScale: [-1.3, -0.3] }), { minLength: K, maxLength: K }),
       })
@@ -125,9 +125,9 @@ describe('3.8 Exact oracles: Gaussian-mixture data, its noised marginal, the Bay
       fc.property(
         scheduleAndT({ maxT: 60 }),
         mixtureAnyD,
-        fc.double({ min: 1, max: 2, noNaN: true }), // |δ| ≥ 1: the growth δ²𝔼‖g‖² ≥ 0.25δ² is ≥ 5 standard errors of its estimate
+        real(1, 2), // |δ| ≥ 1: the growth δ²𝔼‖g‖² ≥ 0.25δ² is ≥ 5 standard errors of its estimate
         fc.constantFrom(-1, 1),
-        fc.tuple(vec(2, 1), fc.double({ min: -0.5, max: 0.5, noNaN: true })),
+        fc.tuple(vec(2, 1), real(-0.5, 0.5)),
         rngArb,
         ({ s, t }, mix, delta, sign, [a, b], rng) => {
           const D = mix.components[0].mean.length;

@@ -3,6 +3,7 @@
  * vectors, and the assertion that runs a reusable law on the spec adapter.
  */
 import fc from 'fast-check';
+import { logReal, real } from '../support/arbitraries.ts';
 import { expect } from 'vitest';
 import { makeSchedule, namedSchedule, type Schedule } from '../../spec/ddpm/index.ts';
 import { specOps } from '../../src/conformance/impl/spec.ts';
@@ -10,8 +11,11 @@ import { LAW_TOL, type Law } from '../../src/conformance/ddpmLaws.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 import { fcSeed } from '../support/seed.ts';
 
+export { logReal, real };
+
 /**
- * A user-given β array. Bounds: β ≥ 1e−5 (below ≈ 1e−16 the product 1 − β rounds to 1 and ᾱ stops decreasing in
+ * A user-given β array, log-uniform (β spans orders of magnitude: Ho's linear schedule runs from 1e−4 to 0.02).
+ * Bounds: β ≥ 1e−5 (below ≈ 1e−16 the product 1 − β rounds to 1 and ᾱ stops decreasing in
  * float64; 1e−5 keeps every property away from that); β ≤ 0.5 and T ≤ 40 keep ᾱ_T ≥ 0.5⁴⁰ ≈ 1e−12, far from
  * underflow, so that quotients by ᾱ stay finite. `lastOne` appends β_T = 1 (the flagged case).
  */
@@ -57,10 +61,16 @@ export function scheduleAndT(opts: { minT?: number; maxT?: number; lo?: number }
   return schedule({ ...opts, minT: Math.max(opts.minT ?? 1, lo) }).chain((s) => fc.integer({ min: lo, max: s.T }).map((t) => ({ s, t })));
 }
 
-/** A vector of D values in [−bound, bound] (data in [−1, 1] scaled up to 3, noise of a few standard deviations). */
+/** A vector of D values spread over [−bound, bound] (data in [−1, 1] scaled up to 3, noise of a few standard deviations). */
 export function vec(D: number, bound = 3): fc.Arbitrary<number[]> {
-  return fc.array(fc.double({ min: -bound, max: bound, noNaN: true }), { minLength: D, maxLength: D });
+  return fc.array(real(-bound, bound), { minLength: D, maxLength: D });
 }
+
+/** A decoder mean: the data range [−1, 1] and half a bin width of slack beyond it on both sides, and more. */
+export const decoderMean = real(-1.5, 1.5);
+
+/** A decoder log-scale log σ in [−12, 3]: from σ ≈ 6e−6 (far below a bin width, 2/255) to σ ≈ 20 (far above). */
+export const decoderLogScale = real(-12, 3);
 
 /** A seed for an {@link Rng}, drawn by fast-check so that every FC_SEED draws different streams. */
 export const rngArb = fc.integer({ min: 0, max: 2 ** 31 - 1 }).map((s) => new Rng(s));

@@ -176,6 +176,9 @@ describe('2.0 Dense linear algebra in float64', () => {
         const q = s.Q.map((r) => r[0]);
         const bad = subMat(s.cov, scaleMat(outer(q, q), 2 * s.lambda[0]));
         expect(() => cholesky(bad)).toThrow(/^cholesky: A is not positive definite: pivot \d+ is -?[\d.e+-]+ \(must be > (0|n·ε·\|A\[\d+\]\[\d+\]\| = [\d.e+-]+)\)$/);
+        // A zero diagonal entry gives the bound 0; a non-zero one names the rounding floor n·ε·|A_jj| with its value.
+        expect(() => cholesky([[0]])).toThrow('cholesky: A is not positive definite: pivot 0 is 0 (must be > 0)');
+        expect(() => cholesky([[-1e-3]])).toThrow('cholesky: A is not positive definite: pivot 0 is -0.001 (must be > n·ε·|A[0][0]| = 2.22e-19)');
         // A singular PSD matrix (rank one) leaves a pivot at the rounding level and is rejected too.
         const v = s.Q.map((r) => r[s.dim - 1]);
         if (s.dim > 1) expect(() => cholesky(outer(v, v))).toThrow(/^cholesky: A is not positive definite/);

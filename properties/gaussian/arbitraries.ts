@@ -9,6 +9,7 @@
  * returned too: properties use it as an independent route to log-densities, determinants and sampling.
  */
 import fc from 'fast-check';
+import { real } from '../support/arbitraries.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 import type { Gaussian, LinearGaussianModel } from '../../spec/gaussian/index.ts';
 
@@ -36,16 +37,8 @@ export interface SpdOptions {
   logScale?: readonly [number, number];
 }
 
-/**
- * A real number spread evenly over [min, max] (both ends included). fast-check's `fc.double` draws bit patterns,
- * so that nine draws in ten from [−3, 3] are smaller than 1e−6 in magnitude: a "condition number 10^c, c in
- * [0, 8]" would nearly always be 1 or 1e8 and a "mean in [−5, 5]" nearly always 0. This draws a 30-bit integer
- * instead (fast-check still favours the ends of its range, so min and max themselves come up often).
- */
-export function real(min: number, max: number): fc.Arbitrary<number> {
-  const N = 2 ** 30;
-  return fc.integer({ min: 0, max: N }).map((k) => (k === N ? max : min + (max - min) * (k / N)));
-}
+/** Shared with every property folder: a real number spread evenly over [min, max]. */
+export { real };
 
 /** Reflection vector entries in [−1, 1]; a vector of norm < 1e−3 is replaced by a basis vector. */
 const unitEntry = real(-1, 1);

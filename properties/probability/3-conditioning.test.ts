@@ -58,8 +58,16 @@ describe("1.3 Conditioning and Bayes' rule", () => {
       fc.property(table({ minVars: 2, maxVars: 3 }), mixtureArb(2), real(0, 1), real(0, 1), (p, m, u, v) => {
         const names = p.variables.map((w) => w.name);
         const [x, ...ys] = names;
-        const prod = factorProduct(tabularConditional(p, [x], ys), tabularMarginal(p, ys));
-        for (const a of allAssignments(p.variables)) expect(tableValue(prod, a)).toBeCloseWithin(tableValue(p, a), RATIO_TOL);
+        const cond = tabularConditional(p, [x], ys);
+        const prod = factorProduct(cond, tabularMarginal(p, ys));
+        const xSize = p.variables[0].size;
+        for (const a of allAssignments(p.variables)) {
+          // p(x | y) by hand: p(x, y) over Σ_{x'} p(x', y), summed here from the joint's entries.
+          let py = 0;
+          for (let k = 0; k < xSize; k++) py += tableValue(p, { ...a, [x]: k });
+          expect(tableValue(cond, a)).toBeCloseWithin(tableValue(p, a) / py, RATIO_TOL);
+          expect(tableValue(prod, a)).toBeCloseWithin(tableValue(p, a), RATIO_TOL);
+        }
         const bx = mixtureBox(m, 0);
         const logJ = (s: number, t: number) => m.logPdf([s, t]);
         const Q = { panels: 24, order: 10 };
@@ -67,8 +75,13 @@ describe("1.3 Conditioning and Bayes' rule", () => {
         const c = m.components[Math.floor(u * m.components.length) % m.components.length];
         const px = c.mean[0] + (u - 0.5) * Math.sqrt(c.cov[0][0]);
         const py = c.mean[1] + (v - 0.5) * Math.sqrt(c.cov[1][1]);
-        const chain = conditionalLogDensity2d(logJ, bx, Q)(px, py) + marginalLogDensity2d(logJ, 1, bx, Q)(py);
-        expect(chain).toBeCloseWithin(logJ(px, py), override({ rtol: 1e-12, atol: 1e-12 }, 'the same quadrature of p(y) is added and subtracted'));
+        // p(y) by quadrature against its closed form Σ_k w_k N(y; μ_k,y, Σ_k,yy) (an independent route), then
+        // p(x | y)·p(y) against the joint. (The conditional itself is checked pointwise in [probability.conditional.densityNormalised].)
+        const margY = marginalLogDensity2d(logJ, 1, bx, Q)(py);
+        const closedY = Math.log(m.components.reduce((a, g, k) => a + m.weights[k] * Math.exp(gaussianLogPdf(gaussianMarginal(g, [1]), [py])), 0));
+        expect(margY).toBeCloseWithin(closedY, override({ rtol: 1e-8, atol: 1e-8 }, 'Gauss–Legendre (24 × 10) over x on a ±10σ box'));
+        const chain = conditionalLogDensity2d(logJ, bx, Q)(px, py) + closedY;
+        expect(chain).toBeCloseWithin(logJ(px, py), override({ rtol: 1e-8, atol: 1e-8 }, 'the quadrature normaliser of p(x | y) against the closed-form p(y)'));
       }),
       { numRuns: 30 },
     ));
@@ -91,15 +104,24 @@ describe("1.3 Conditioning and Bayes' rule", () => {
       { numRuns: 50 },
     ));
 
-  it('the conditional density of a 2-D density integrates to 1 over x for every y  [probability.conditional.densityNormalised]', () =>
+  it('the conditional density p(x | y) = p(x, y)/p(y) of a 2-D mixture, by quadrature, equals its closed form Σ_k r_k(y) N(x; μ_k(y), σ_k²) pointwise and integrates to 1  [probability.conditional.densityNormalised]', () =>
     fc.assert(
-      fc.property(mixtureArb(2), real(0, 1), (m, v) => {
+      fc.property(mixtureArb(2), real(0, 1), real(-2.5, 2.5), (m, v, zx) => {
         const bx = mixtureBox(m, 0);
         const c = m.components[0];
         const y = c.mean[1] + (2 * v - 1) * 3 * Math.sqrt(c.cov[1][1]);
         const Q = { panels: 24, order: 10 };
         const lc = conditionalLogDensity2d((s, t) => m.logPdf([s, t]), bx, Q);
-        expect(integrate1d((s) => Math.exp(lc(s, y)), bx[0], bx[1], Q)).toBeCloseWithin(1, override({ rtol: 1e-12, atol: 1e-12 }, 'the same quadrature rule computes the normaliser and the check'));
+        // Closed form: each component conditioned on y (Schur complement), reweighted by its marginal density at y.
+        const logr = m.components.map((g, k) => Math.log(m.weights[k]) + gaussianLogPdf(gaussianMarginal(g, [1]), [y]));
+        const top = Math.max(...logr);
+        const r = logr.map((l) => Math.exp(l - top));
+        const z = r.reduce((a, b) => a + b, 0);
+        const conds = m.components.map((g) => gaussianConditional(g, [0], [1], [y]));
+        const closed = (x: number) => Math.log(conds.reduce((a, g, k) => a + (r[k] / z) * Math.exp(gaussianLogPdf(g, [x])), 0));
+        const x = conds[0].mean[0] + zx * Math.sqrt(conds[0].cov[0][0]);
+        expect(lc(x, y)).toBeCloseWithin(closed(x), override({ rtol: 1e-8, atol: 1e-8 }, 'Gauss–Legendre (24 × 10) of the normaliser p(y) on a ±10σ box'));
+        expect(integrate1d((s) => Math.exp(closed(s)), bx[0], bx[1], Q)).toBeCloseWithin(1, override({ rtol: 1e-9, atol: 1e-9 }, 'the closed form integrated by quadrature'));
       }),
       { numRuns: 20 },
     ));

@@ -12,6 +12,7 @@ import { createModel } from '../../reference/train/model.ts';
 import { disposeOptimState } from '../../reference/train/optim.ts';
 import { FormatError } from '../../src/formats/errors.ts';
 import { Rng } from '../../src/numeric/rng.ts';
+import { differing, errorOf, tensorBytes } from './support/runs.ts';
 import { override } from '../../src/numeric/tolerance.ts';
 
 /** A tiny MLP run on two moons: small enough for a few dozen steps in well under a second on any backend. */
@@ -34,26 +35,6 @@ function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'ddpm-train-'));
 }
 
-/** Every tensor of a checkpoint as bytes, for bit-for-bit comparison. */
-function tensorBytes(dir: string): Map<string, string> {
-  const ck = readTrainCheckpoint(dir);
-  return new Map([...ck.tensors].map(([k, t]) => [k, Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64')]));
-}
-
-/** Names of the tensors whose bytes differ between two checkpoints (empty when bit-identical). */
-function differing(a: Map<string, string>, b: Map<string, string>): string[] {
-  const keys = new Set([...a.keys(), ...b.keys()]);
-  return [...keys].filter((k) => a.get(k) !== b.get(k));
-}
-
-async function errorOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
-}
 
 /**
  * Worker-thread tests run on the default backend only: every worker thread starts its own backend, which takes

@@ -112,7 +112,8 @@ describe('6.9 Sampling images from the command line', () => {
     expectErr({ steps: '21' }, UsageError, '--steps must be an integer in [1, 20], got "21"');
     expectErr({ steps: '3', ddim: '3' }, UsageError, '--steps and --ddim cannot be used together');
     expectErr({ eta: '1' }, UsageError, '--eta only applies to DDIM sampling');
-    expectErr({ ddim: '4', eta: 'x' }, UsageError, '--eta must be a finite number ≥ 0, got "x"');
+    expectErr({ ddim: '4', eta: 'x' }, UsageError, '--eta must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like variance), got "x"');
+    expectErr({ ddim: '4', eta: '1.5' }, UsageError, '--eta must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like variance), got "1.5"');
     expectErr({ n: '0' }, UsageError, '--n must be an integer in [1, 4096], got "0"');
     expectErr({ frameEvery: '2' }, UsageError, '--frame-every needs --frames DIR');
     // Weights of another model under this config.json: every mismatch named, with both shapes.

@@ -20,3 +20,4 @@ export * from './losses.ts';
 export * from './embedding.ts';
 export * from './sampling.ts';
 export * from './bpd.ts';
+export * from './diffusers.ts';

@@ -205,3 +205,53 @@ export function respaceBetas(betas: ArrayLike<number>, useTimesteps: Iterable<nu
   }
   return { betas: Float64Array.from(out), timestepMap: map };
 }
+
+/** Why a schedule cannot be trained or sampled, with the configuration field to blame; see {@link degenerateSchedule}. */
+export interface ScheduleProblem {
+  field: 'beta_start' | 'beta_end' | 'num_diffusion_timesteps';
+  message: string;
+}
+
+/**
+ * The problem with a β schedule (0-based β_0 … β_{T−1}, as {@link hoBetaSchedule} returns it) that makes a
+ * DDPM meaningless, or null:
+ *
+ * - β_t = 1 before the last step: ᾱ_t = 0 there, so x_t carries nothing of x_0 and every later step is pure
+ *   noise (β = 1 only at the last step, as `jsd` has, is fine: it makes x_T exactly N(0, I));
+ * - ᾱ never leaves 1 in float32 (every 1 − β_t rounds to 1): x_t = x_0 at every t, there is nothing to learn.
+ */
+export function degenerateSchedule(betas: ArrayLike<number>): ScheduleProblem | null {
+  const T = betas.length;
+  for (let t = 0; t < T - 1; t++) {
+    if (betas[t] >= 1) {
+      return { field: 'beta_end', message: `β reaches 1 at t = ${t + 1} of T = ${T} (1-based): ᾱ_t = 0 from there on, so x_t forgets x_0 before the last step and the model cannot learn; keep β < 1 before T` };
+    }
+  }
+  let abar = 1;
+  for (let t = 0; t < T; t++) abar = Math.fround(abar * Math.fround(1 - Math.fround(betas[t])));
+  if (abar === 1) {
+    return { field: 'beta_end', message: `ᾱ_T rounds to 1 in float32 (every 1 − β_t does): x_t = x_0 at every t, so there is no noise to learn; use larger β` };
+  }
+  return null;
+}
+
+/**
+ * A warning for a schedule that works but defeats the sampler's start: when √ᾱ_T > 0.1, x_T keeps more than
+ * a tenth of the data's scale, and sampling from x_T ~ N(0, I) starts from the wrong distribution. Null when fine.
+ */
+export function scheduleWarning(betas: ArrayLike<number>): string | null {
+  let abar = 1;
+  for (let t = 0; t < betas.length; t++) abar *= 1 - betas[t];
+  return abar > 0.01 ? `ᾱ_T = ${abar.toPrecision(3)}: x_T keeps √ᾱ_T = ${Math.sqrt(abar).toPrecision(3)} of the data, so sampling from N(0, I) starts from the wrong distribution; increase β or T` : null;
+}
+
+/**
+ * {@link degenerateSchedule} of Ho et al.'s schedule `name(beta_start, beta_end, T)`; null also when the
+ * arguments themselves are out of range (a schema reports those, naming their fields; zod runs an object's
+ * refinements even after a field failed its bounds, and a T of 10¹⁵ must not allocate its schedule).
+ */
+export function degenerateHoSchedule(name: string, betaStart: number, betaEnd: number, T: number): ScheduleProblem | null {
+  const inRange = (b: number): boolean => typeof b === 'number' && b > 0 && b <= 1;
+  if (!(HO_SCHEDULES as readonly string[]).includes(name) || !inRange(betaStart) || !inRange(betaEnd) || !Number.isInteger(T) || T < 2 || T > 1_000_000) return null;
+  return degenerateSchedule(hoBetaSchedule(name, betaStart, betaEnd, T));
+}

@@ -23,11 +23,12 @@
  * @module
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { FormatError } from '../../src/formats/errors.ts';
-import { readSafetensors, writeSafetensors, type StTensor, type StTensorIn } from '../../src/formats/safetensors.ts';
+import { firstNonFinite, readSafetensors, writeSafetensors, type StTensor, type StTensorIn } from '../../src/formats/safetensors.ts';
+import { refuseUnusableOutput } from '../../src/io/paths.ts';
 import { RngState } from '../../src/numeric/rng.ts';
 import { saveCheckpoint as saveUnetCheckpoint } from '../unet/checkpoint.ts';
 import { TrainConfig } from './config.ts';
@@ -38,6 +39,25 @@ import type { OptimState } from './optim.ts';
 export const TRAIN_STATE_FILE = 'train-state.safetensors';
 export const LATEST_LINK = 'checkpoint';
 export const TRAIN_STATE_KEY = 'train_state';
+
+/** Sums over the steps of a log interval not yet written (see `loop.ts`). */
+export const LogAccumulator = z
+  .object({
+    /** Σ loss over the `n` steps. */
+    loss: z.number(),
+    /** Σ gradient norm over the `n` steps. */
+    grad_norm: z.number(),
+    n: z.number().int().nonnegative(),
+    /** Learning rate of the last of those steps. */
+    lr: z.number(),
+    /** Wall-clock seconds those steps took. */
+    seconds: z.number().nonnegative(),
+  })
+  .strict();
+export type LogAccumulator = z.infer<typeof LogAccumulator>;
+
+/** Points inside a checkpoint write where a test can stop the run as a crash would (`TrainOptions.fault`). */
+export type CheckpointFaultPoint = 'checkpoint:state-written' | 'checkpoint:renamed' | 'checkpoint:linked';
 
 /** The JSON half of a training checkpoint. */
 export const TrainState = z
@@ -59,6 +79,11 @@ export const TrainState = z
     backend: z.string(),
     /** Parameter names in the model's order. */
     names: z.array(z.string()),
+    /**
+     * The log interval in progress: sums over the steps since the last log record, so that a resumed run writes
+     * the same records as an uninterrupted one (absent in checkpoints of older versions: the interval restarts).
+     */
+    log: LogAccumulator.optional(),
   })
   .strict();
 export type TrainState = z.infer<typeof TrainState>;
@@ -95,6 +120,7 @@ function fsyncDir(dir: string): void {
  * Make sure `outDir` exists and is writable, with an error naming it when not (before any training work).
  */
 export function prepareOutDir(outDir: string): void {
+  refuseUnusableOutput('the output directory', outDir);
   try {
     mkdirSync(outDir, { recursive: true });
   } catch (e) {
@@ -158,6 +184,8 @@ export interface CheckpointInput {
   optim: OptimState;
   /** Keep this many most recent checkpoints (the new one included). */
   keep: number;
+  /** Fault injection for tests (see `TrainOptions.fault`). */
+  fault?: (point: CheckpointFaultPoint) => void;
 }
 
 async function f32(t: tf.Tensor): Promise<StTensorIn> {
@@ -187,6 +215,7 @@ export async function saveTrainCheckpoint(outDir: string, input: CheckpointInput
       for (const n of model.names) entries.push([`${prefix}/${n}`, await f32(map.get(n)!)]);
     }
     writeSafetensors(join(tmp, TRAIN_STATE_FILE), entries, { [TRAIN_STATE_KEY]: JSON.stringify(full) });
+    input.fault?.('checkpoint:state-written');
     const cfg = full.config;
     if (cfg.model.kind === 'unet' && cfg.diffusion.model_var_type !== 'learned_range') {
       const record = (m: ReadonlyMap<string, tf.Tensor>): Record<string, tf.Tensor> => Object.fromEntries(model.names.map((n) => [n, m.get(n)!]));
@@ -214,11 +243,13 @@ export async function saveTrainCheckpoint(outDir: string, input: CheckpointInput
     } else {
       renameSync(tmp, final);
     }
+    input.fault?.('checkpoint:renamed');
     const linkTmp = join(outDir, `.checkpoint.tmp-${process.pid}`);
     rmSync(linkTmp, { force: true });
     symlinkSync(name, linkTmp);
     renameSync(linkTmp, join(outDir, LATEST_LINK));
     fsyncDir(outDir);
+    input.fault?.('checkpoint:linked');
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
@@ -246,12 +277,17 @@ export function readTrainCheckpoint(dir: string): LoadedCheckpoint {
     const i = r.error.issues[0];
     throw new FormatError(file, `__metadata__.${TRAIN_STATE_KEY}.${i.path.join('.')}`, i.message);
   }
+  const named = CKPT_RE.exec(basename(resolve(dir)));
+  if (named !== null && Number(named[1]) !== r.data.step) {
+    throw new FormatError(file, `__metadata__.${TRAIN_STATE_KEY}.step`, `is ${r.data.step}, but the directory is named for step ${Number(named[1])} (a copied or altered checkpoint?)`);
+  }
   return { dir, file, state: r.data, tensors: st.tensors };
 }
 
 /**
  * Check that a checkpoint's tensors fit a model (names and shapes of weights, EMA and both moments), listing
- * every problem at once. Throws {@link FormatError} naming the file and the first tensor.
+ * every problem at once, and that every value is finite (Adam's second moment also non-negative). Throws
+ * {@link FormatError} naming the file and the first tensor (and, for a bad value, its first bad index).
  */
 export function checkCheckpointFits(ck: LoadedCheckpoint, model: TrainableModel): void {
   const problems: string[] = [];
@@ -266,6 +302,13 @@ export function checkCheckpointFits(ck: LoadedCheckpoint, model: TrainableModel)
       else if (t.dtype !== 'F32') problems.push(`${key}: dtype ${t.dtype}, expected F32`);
       else if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
         problems.push(`${key}: shape [${t.shape.join(',')}] in the checkpoint, the model expects [${want.join(',')}]`);
+      } else {
+        const bad = firstNonFinite(t.data as Float32Array);
+        if (bad >= 0) throw new FormatError(ck.file, key, `element ${bad} (flat, row-major) is ${t.data[bad]}; a checkpoint must hold finite numbers only (it cannot be resumed or evaluated)`);
+        if (prefix === 'adam_v') {
+          const neg = (t.data as Float32Array).findIndex((x) => x < 0);
+          if (neg >= 0) throw new FormatError(ck.file, key, `element ${neg} (flat, row-major) is ${t.data[neg]}; Adam's second moment cannot be negative`);
+        }
       }
     }
   }

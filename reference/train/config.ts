@@ -13,7 +13,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { FormatError } from '../../src/formats/errors.ts';
+import { FormatError, jsonErrorWithoutInput } from '../../src/formats/errors.ts';
+import { degenerateHoSchedule } from '../diffusion/schedules.ts';
 import { MlpConfig } from '../mlp/model.ts';
 import { UNetConfig } from '../unet/config.ts';
 
@@ -41,8 +42,11 @@ export const DiffusionTrainConfig = z
     beta_schedule: z.enum(['quad', 'linear', 'warmup10', 'warmup50', 'const', 'jsd']).default('linear'),
     beta_start: z.number().positive().max(1).default(1e-4),
     beta_end: z.number().positive().max(1).default(0.02),
-    /** T; timesteps t ∈ {0, …, T−1} are drawn uniformly. */
-    num_diffusion_timesteps: z.number().int().positive().default(1000),
+    /**
+     * T; timesteps t ∈ {0, …, T−1} are drawn uniformly. At least 2 (T = 1 leaves no reverse step to learn), at
+     * most 10⁶ (the schedule's buffers are held per timestep).
+     */
+    num_diffusion_timesteps: z.number().int().min(2).max(1_000_000).default(1000),
     /** `simple`: L_simple (ε-MSE); `hybrid`: L_simple + λ·L_vlb with learned-range variances. */
     loss: z.enum(['simple', 'hybrid']).default('simple'),
     /**
@@ -109,6 +113,9 @@ export const TrainConfig = z
     if (c.diffusion.beta_start > c.diffusion.beta_end && c.diffusion.beta_schedule !== 'jsd') {
       ctx.addIssue({ code: 'custom', path: ['diffusion', 'beta_start'], message: `must not exceed beta_end (${c.diffusion.beta_end}), got ${c.diffusion.beta_start}` });
     }
+    const d = c.diffusion;
+    const bad = degenerateHoSchedule(d.beta_schedule, d.beta_start, d.beta_end, d.num_diffusion_timesteps);
+    if (bad !== null) ctx.addIssue({ code: 'custom', path: ['diffusion', bad.field], message: `${d.beta_schedule} schedule: ${bad.message}` });
   });
 export type TrainConfig = z.infer<typeof TrainConfig>;
 
@@ -135,7 +142,7 @@ export function readTrainConfig(path: string): TrainConfig {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new FormatError(path, '', `not valid JSON (${(e as Error).message})`);
+    throw new FormatError(path, '', `not valid JSON (${jsonErrorWithoutInput(e)})`);
   }
   return parseTrainConfig(json, path);
 }

@@ -17,11 +17,14 @@
  * @module
  */
 import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { FormatError } from '../../src/formats/errors.ts';
 import { writeFileAtomic } from '../../src/io/atomic.ts';
+import { acquireLock } from '../../src/io/lock.ts';
+import { SystemError } from '../../src/io/errors.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 import { GaussianDiffusion, type LossType, type ModelVarType } from '../diffusion/buffers.ts';
 import { hoBetaSchedule } from '../diffusion/schedules.ts';
@@ -35,10 +38,11 @@ import {
   removeStaleTemporaries,
   restoreTensors,
   saveTrainCheckpoint,
+  type CheckpointFaultPoint,
 } from './checkpoint.ts';
 import type { DiffusionTrainConfig, TrainConfig } from './config.ts';
 import type { BatchSource } from './data.ts';
-import { createModel, type TrainableModel } from './model.ts';
+import { activationBytesPerExample, createModel, type TrainableModel } from './model.ts';
 import { batchLossAndGradients } from './microbatch.ts';
 import { GradientWorkers } from './parallel.ts';
 import { disposeOptimState, globalNorm, initOptimState, optimStep, type OptimState } from './optim.ts';
@@ -52,9 +56,18 @@ export const LogRecord = z
     lr: z.number(),
     steps_per_s: z.number(),
     elapsed_s: z.number(),
+    /**
+     * Present (true) on a record of an interval cut short by the end of a session (`--steps` or the time
+     * budget). A resumed run drops it and writes the whole interval's record instead, so the log of a resumed
+     * run equals an uninterrupted one's.
+     */
+    partial: z.literal(true).optional(),
   })
   .strict();
 export type LogRecord = z.infer<typeof LogRecord>;
+
+/** Points where a test can stop a run as a crash would (`TrainOptions.fault`): after an update, after a log line, inside a checkpoint write. */
+export type FaultPoint = 'step:updated' | 'log:written' | CheckpointFaultPoint;
 
 export const LOG_FILE = 'log.jsonl';
 
@@ -118,6 +131,13 @@ export interface TrainOptions {
   onLog?: (r: LogRecord) => void;
   /** Called after each checkpoint is written, with its directory. */
   onCheckpoint?: (dir: string, step: number) => void;
+  /** Called with a warning (a stale lock of a killed run taken over). */
+  onWarning?: (line: string) => void;
+  /**
+   * Fault injection for tests: called at each {@link FaultPoint}; a test throws (or kills the process) there to
+   * stop the run as a crash would.
+   */
+  fault?: (point: FaultPoint, step: number) => void;
   /**
    * Compute the gradients on this many worker threads (data parallel, `parallel.ts`); 1 (the default) computes
    * them on the calling thread. Results are deterministic for a given number of workers.
@@ -158,7 +178,10 @@ function sameModel(a: TrainConfig, b: TrainConfig): string | null {
   return null;
 }
 
-/** Drop log lines after `step` (they belong to a session that was killed before its next checkpoint). */
+/**
+ * Drop log lines after `step` (they belong to a session that was killed before its next checkpoint) and partial
+ * records (the resumed run writes the whole interval).
+ */
 function truncateLog(outDir: string, step: number): void {
   const path = join(outDir, LOG_FILE);
   if (!existsSync(path)) return;
@@ -167,7 +190,8 @@ function truncateLog(outDir: string, step: number): void {
     .filter((l) => l.trim() !== '')
     .filter((l) => {
       try {
-        return (JSON.parse(l) as { step: number }).step <= step;
+        const r = JSON.parse(l) as { step: number; partial?: boolean };
+        return r.step <= step && r.partial !== true;
       } catch {
         return false;
       }
@@ -241,6 +265,38 @@ export async function trainingStep(
   }
 }
 
+/** Memory a backend can give one thread's tensors: wasm's heap is 32-bit (4 GiB); others get the machine's memory. */
+export function backendMemoryBytes(backend: string): number {
+  return backend === 'wasm' ? 4 * 2 ** 30 : totalmem();
+}
+
+/**
+ * Refuse, before anything is computed, a batch whose activations cannot fit the backend's memory (a lower bound,
+ * {@link activationBytesPerExample}, for the examples one thread holds at once: the micro-batch, or the batch's
+ * share of each worker), and a batch whose host-side draws (data, noise, float64 before conversion) cannot fit
+ * half the machine's memory.
+ *
+ * @throws {@link SystemError} naming `batch_size` and what would fit
+ */
+export function checkBatchFits(config: TrainConfig, backend: string, workers: number, microBatch?: number): void {
+  const B = config.batch_size;
+  const perThread = microBatch ?? Math.ceil(B / workers);
+  const perExample = activationBytesPerExample(config.model);
+  const limit = backendMemoryBytes(backend);
+  const gib = (b: number): string => `${(b / 2 ** 30).toFixed(1)} GiB`;
+  if (perThread * perExample > limit) {
+    throw new SystemError(
+      'batch_size',
+      `${B} (${perThread} examples at once per thread) needs at least ${gib(perThread * perExample)} of activations, more than the ${backend} backend's ${gib(limit)}; at most ${Math.floor(limit / perExample)} examples fit at once: lower batch_size or pass --micro-batch`,
+    );
+  }
+  const D = exampleShapeOf(config).reduce((a, b) => a * b, 1);
+  const hostBytes = B * D * (8 + 8 + 4 + 4);
+  if (hostBytes > totalmem() / 2) {
+    throw new SystemError('batch_size', `${B} needs ${gib(hostBytes)} of host memory for each step's data and noise, more than half of this machine's ${gib(totalmem())}`);
+  }
+}
+
 /**
  * Train (or resume training) until `opts.steps` steps are done, writing checkpoints and the log into
  * `opts.outDir`.
@@ -252,6 +308,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   installGradients();
   if (!Number.isInteger(opts.steps) || opts.steps < 0) throw new RangeError(`train: steps must be a non-negative integer, got ${opts.steps}`);
   prepareOutDir(opts.outDir);
+  const lock = acquireLock(opts.outDir, `train --data ${opts.dataName}`, opts.onWarning);
+  try {
+    return await trainLocked(opts);
+  } finally {
+    lock.release();
+  }
+}
+
+/** {@link train} once the output directory is ready and locked. */
+async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
   removeStaleTemporaries(opts.outDir);
   const backend = tf.getBackend();
 
@@ -278,6 +344,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       throw new FormatError(opts.outDir, '', `already holds checkpoints (newest ${existing[existing.length - 1].dir}); pass --resume to continue, or choose another --out`);
     }
   }
+
+  checkBatchFits(config, backend, opts.workers ?? 1, opts.microBatch);
 
   const root = new Rng(config.seed);
   const initRng = root.split();
@@ -323,16 +391,35 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     // The clock (time budget, elapsed_s, steps/s) starts when everything is ready.
     const t0 = performance.now();
     const elapsed = (): number => elapsedBefore + (performance.now() - t0) / 1000;
-    let acc = { loss: 0, gradNorm: 0, n: 0, since: performance.now(), lr: 0 };
+    const saved = resumeFrom?.state.log;
+    let acc = saved
+      ? { loss: saved.loss, gradNorm: saved.grad_norm, n: saved.n, since: t0 - saved.seconds * 1000, lr: saved.lr }
+      : { loss: 0, gradNorm: 0, n: 0, since: t0, lr: 0 };
+    const logRecord = (now: number, partial: boolean): LogRecord => {
+      const rec: LogRecord = {
+        step,
+        loss: acc.loss / acc.n,
+        grad_norm: acc.gradNorm / acc.n,
+        lr: acc.lr,
+        steps_per_s: acc.n / Math.max((now - acc.since) / 1000, 1e-9),
+        elapsed_s: elapsed(),
+        ...(partial ? { partial: true as const } : {}),
+      };
+      appendFileSync(join(opts.outDir, LOG_FILE), `${JSON.stringify(rec)}\n`);
+      opts.onLog?.(rec);
+      return rec;
+    };
     let recentRate = 0;
     let lastStepAt = performance.now();
 
     const checkpoint = async (): Promise<void> => {
+      const log = { loss: acc.loss, grad_norm: acc.gradNorm, n: acc.n, lr: acc.lr, seconds: Math.max(0, (performance.now() - acc.since) / 1000) };
       lastCheckpoint = await saveTrainCheckpoint(opts.outDir, {
-        state: { step, data: opts.dataName, config, rng: rng.getState(), batches: data.getState(), elapsed_s: elapsed(), backend },
+        state: { step, data: opts.dataName, config, rng: rng.getState(), batches: data.getState(), elapsed_s: elapsed(), backend, log },
         model,
         optim,
         keep: config.keep_checkpoints,
+        fault: opts.fault && ((p) => opts.fault!(p, step)),
       });
       opts.onCheckpoint?.(lastCheckpoint, step);
     };
@@ -352,31 +439,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       lastStepAt = now;
       recentRate = recentRate === 0 ? 1 / dt : 0.9 * recentRate + 0.1 / dt;
       acc = { loss: acc.loss + loss, gradNorm: acc.gradNorm + gn, n: acc.n + 1, since: acc.since, lr };
+      opts.fault?.('step:updated', step);
       opts.onProgress?.({ step, target: opts.steps, loss, stepsPerSec: recentRate, elapsedS: elapsed() });
-      if (step % config.log_every === 0 || step === opts.steps) {
-        const rec: LogRecord = {
-          step,
-          loss: acc.loss / acc.n,
-          grad_norm: acc.gradNorm / acc.n,
-          lr: acc.lr,
-          steps_per_s: acc.n / ((now - acc.since) / 1000),
-          elapsed_s: elapsed(),
-        };
-        appendFileSync(join(opts.outDir, LOG_FILE), `${JSON.stringify(rec)}\n`);
-        opts.onLog?.(rec);
+      if (step % config.log_every === 0) {
+        logRecord(now, false);
         acc = { loss: 0, gradNorm: 0, n: 0, since: now, lr };
+        opts.fault?.('log:written', step);
       }
       const outOfTime = opts.maxSeconds !== undefined && (now - t0) / 1000 >= opts.maxSeconds;
       if (step % config.checkpoint_every === 0 || step === opts.steps || outOfTime) await checkpoint();
       if (outOfTime) break;
     }
-    if (acc.n > 0) {
-      // the run stopped inside a log interval (time budget): log the partial interval too
-      const now = performance.now();
-      const rec: LogRecord = { step, loss: acc.loss / acc.n, grad_norm: acc.gradNorm / acc.n, lr: acc.lr, steps_per_s: acc.n / ((now - acc.since) / 1000), elapsed_s: elapsed() };
-      appendFileSync(join(opts.outDir, LOG_FILE), `${JSON.stringify(rec)}\n`);
-      opts.onLog?.(rec);
-    }
+    // The session ended inside a log interval (--steps or the time budget): log the partial interval too. A
+    // resumed session writes it again even without a step (truncateLog dropped it; a kill may have come first).
+    if (acc.n > 0) logRecord(performance.now(), true);
     if (step === startStep && lastCheckpoint === null) await checkpoint();
     const result: TrainResult = { config, step, startStep, lastCheckpoint, elapsedS: elapsed(), backend };
     if (opts.keepModel) {

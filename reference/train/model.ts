@@ -67,3 +67,23 @@ export function createModel(config: ModelConfig, rng: Rng): TrainableModel {
     },
   };
 }
+
+/**
+ * A lower bound on the bytes of float32 activations one example needs in a training step (forward values and
+ * their gradients): the MLP keeps each hidden layer's pre-activation and activation; the UNet at least the two
+ * convolution outputs of each residual block (with `num_res_blocks + 1` blocks per level on the way up) at that
+ * level's resolution. The true figure is several times larger (normalisations, attention, temporaries), so a
+ * batch refused by this bound cannot fit.
+ */
+export function activationBytesPerExample(c: ModelConfig): number {
+  const f32 = 4;
+  const forwardAndGradient = 2;
+  if (c.kind === 'mlp') return c.mlp.hidden * c.mlp.layers * 2 * forwardAndGradient * f32;
+  const u = c.unet;
+  let floats = 0;
+  u.ch_mult.forEach((m, i) => {
+    const res = u.resolution / 2 ** i;
+    floats += u.ch * m * res * res * 2 * (2 * u.num_res_blocks + 1);
+  });
+  return floats * forwardAndGradient * f32;
+}

@@ -17,7 +17,8 @@
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { FormatError } from '../../src/formats/errors.ts';
+import { degenerateHoSchedule } from '../diffusion/schedules.ts';
+import { FormatError, jsonErrorWithoutInput } from '../../src/formats/errors.ts';
 import { writeFileAtomic } from '../../src/io/atomic.ts';
 import { UNetConfig } from './config.ts';
 import { countParams, type UNetParams } from './params.ts';
@@ -31,11 +32,15 @@ export const DiffusionSettings = z
     beta_start: z.number().positive().max(1),
     beta_end: z.number().positive().max(1),
     /** T; the model is called with the 0-based t ∈ {0, …, T−1}. */
-    num_diffusion_timesteps: z.number().int().positive(),
+    num_diffusion_timesteps: z.number().int().min(2).max(1_000_000),
     /** Reverse-process variance: β_t (`fixedlarge`, Ho et al.'s CIFAR-10) or the posterior β̃_t (`fixedsmall`, LSUN). */
     model_var_type: z.enum(['fixedlarge', 'fixedsmall']),
   })
-  .strict();
+  .strict()
+  .superRefine((d, ctx) => {
+    const bad = degenerateHoSchedule(d.beta_schedule, d.beta_start, d.beta_end, d.num_diffusion_timesteps);
+    if (bad !== null) ctx.addIssue({ code: 'custom', path: [bad.field], message: `${d.beta_schedule} schedule: ${bad.message}` });
+  });
 export type DiffusionSettings = z.infer<typeof DiffusionSettings>;
 
 /** Ho et al.'s CIFAR-10 settings: linear β from 1e−4 to 0.02 over T = 1000, fixed large variance. */
@@ -114,7 +119,7 @@ export function readCheckpointConfig(dir: string): CheckpointConfig {
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new FormatError(file, '', `cannot read the checkpoint configuration (${(e as Error).message.split('\n')[0]})`);
+    throw new FormatError(file, '', `cannot read the checkpoint configuration (${jsonErrorWithoutInput(e)})`);
   }
   const r = CheckpointConfig.safeParse(json);
   if (!r.success) {

@@ -17,6 +17,9 @@ export const GROUPS = 32;
 export const NORM_EPS = 1e-6;
 
 const positiveInt = z.number().int().positive();
+/** Bounds that keep the configuration checks (which walk every block) finite; real models are far below them. */
+const MAX_RES_BLOCKS = 64;
+const MAX_LEVELS = 16;
 
 /** The fields, before the cross-field checks. */
 const UNetConfigFields = z
@@ -26,9 +29,9 @@ const UNetConfigFields = z
     /** Output channels (3 for ε-prediction on RGB images). */
     out_ch: positiveInt,
     /** Channel multiplier per resolution level; the number of levels is its length. */
-    ch_mult: z.array(positiveInt).min(1),
-    /** Residual blocks per level on the way down (the way up has one more per level). */
-    num_res_blocks: positiveInt,
+    ch_mult: z.array(positiveInt).min(1).max(MAX_LEVELS),
+    /** Residual blocks per level on the way down (the way up has one more per level); at most 64 (Ho et al. use 2). */
+    num_res_blocks: positiveInt.max(MAX_RES_BLOCKS),
     /** Spatial sizes (height = width, in pixels) at which self-attention follows each residual block. */
     attn_resolutions: z.array(positiveInt),
     /** Dropout rate before the second convolution of each residual block (training only). */
@@ -77,6 +80,8 @@ function normChannels(c: z.infer<typeof UNetConfigFields>): Array<[string, numbe
  * among the resolutions the model visits (otherwise they are silently ignored by the reference — refused here).
  */
 export const UNetConfig = UNetConfigFields.superRefine((c, ctx) => {
+  // zod runs this even when a field failed its bounds (reported already): do not walk a model of 10¹⁵ blocks
+  if (!(c.num_res_blocks <= MAX_RES_BLOCKS && c.ch_mult.length <= MAX_LEVELS)) return;
   const L = c.ch_mult.length;
   const factor = 2 ** (L - 1);
   if (c.resolution % factor !== 0) {

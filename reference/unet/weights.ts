@@ -13,7 +13,8 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
-import { readSafetensors, writeSafetensors, type StTensor, type StTensorIn } from '../../src/formats/safetensors.ts';
+import { FormatError, jsonErrorWithoutInput } from '../../src/formats/errors.ts';
+import { firstNonFinite, readSafetensors, writeSafetensors, type StTensor, type StTensorIn } from '../../src/formats/safetensors.ts';
 import { UNetConfig } from './config.ts';
 import { paramSpecs, type ParamSpec, type UNetParams } from './params.ts';
 
@@ -47,7 +48,7 @@ export function describeProblem(p: WeightProblem): string {
 }
 
 /** A state dict that does not fit the model; lists every problem, one per line. */
-export class WeightImportError extends Error {
+export class WeightImportError extends FormatError {
   override name = 'WeightImportError';
   constructor(
     readonly source: string,
@@ -57,7 +58,7 @@ export class WeightImportError extends Error {
       .map((k) => [k, problems.filter((p) => p.kind === k).length] as const)
       .filter(([, n]) => n > 0)
       .map(([k, n]) => `${n} ${k === 'shape' ? 'mis-shaped' : k === 'dtype' ? 'non-float' : k === 'nonfinite' ? 'non-finite' : k}`);
-    super(`${source}: the state dict does not fit the model (${counts.join(', ')}); nothing was loaded:\n${problems.map((p) => `  ${describeProblem(p)}`).join('\n')}`);
+    super(source, '', `the state dict does not fit the model (${counts.join(', ')}); nothing was loaded:\n${problems.map((p) => `  ${describeProblem(p)}`).join('\n')}`);
   }
 }
 
@@ -117,13 +118,7 @@ export function checkStateDict(
       problems.push({ name: s.name, kind: 'dtype', detail: `dtype ${t.dtype}, expected a floating type (F32, F64, F16, BF16)` });
     } else if (t.data !== undefined) {
       const data = t.data as ArrayLike<number>; // a float dtype: Float32Array or Float64Array
-      let bad = -1;
-      for (let i = 0; i < data.length; i++) {
-        if (!Number.isFinite(data[i])) {
-          bad = i;
-          break;
-        }
-      }
+      const bad = firstNonFinite(data);
       if (bad >= 0) problems.push({ name: s.name, kind: 'nonfinite', detail: `element ${bad} (flat, PyTorch layout) is ${data[bad]}` });
     }
   }
@@ -183,10 +178,10 @@ export function configFromMetadata(metadata: Record<string, string>, file: strin
   try {
     json = JSON.parse(raw);
   } catch (e) {
-    throw new Error(`${file}: __metadata__ ${CONFIG_METADATA_KEY} is not JSON (${(e as Error).message})`);
+    throw new FormatError(file, `__metadata__.${CONFIG_METADATA_KEY}`, `not JSON (${jsonErrorWithoutInput(e)})`);
   }
   const r = UNetConfig.safeParse(json);
-  if (!r.success) throw new Error(`${file}: __metadata__ config is not a valid UNet configuration: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new FormatError(file, `__metadata__.config`, `not a valid UNet configuration: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return r.data;
 }
 
@@ -197,7 +192,7 @@ export function configFromMetadata(metadata: Record<string, string>, file: strin
 export function readStateDict(path: string, config?: UNetConfig): { config: UNetConfig; params: UNetParams; metadata: Record<string, string> } {
   const st = readSafetensors(path);
   const cfg = config ?? configFromMetadata(st.metadata, path);
-  if (cfg === null) throw new Error(`${path}: no UNet configuration given and none in the file's __metadata__ (key "${CONFIG_METADATA_KEY}")`);
+  if (cfg === null) throw new FormatError(path, `__metadata__.${CONFIG_METADATA_KEY}`, 'missing: no UNet configuration given and none in the file');
   return { config: cfg, params: paramsFromStateDict(cfg, st.tensors, path), metadata: st.metadata };
 }
 

@@ -24,7 +24,7 @@
  * @module
  */
 import type { Schedule } from './schedule.ts';
-import { forwardMarginal } from './forward.ts';
+import { forwardMarginal, forwardPathLogDensity } from './forward.ts';
 import { forwardPosterior, posteriorVariance } from './posterior.ts';
 import { klDiagGaussian } from '../gaussian/kl.ts';
 import { normalLogPdf } from '../gaussian/normal1d.ts';
@@ -212,22 +212,28 @@ export function boundTermsOnPath(s: Schedule, x0: Vec, path: readonly Vec[], mod
  */
 export function negElboOnPath(s: Schedule, x0: Vec, path: readonly Vec[], model: ReverseModel): number {
   checkPath('negElboOnPath', s, x0, path);
-  const D = x0.length;
+  return forwardPathLogDensity(s, x0, path) - reversePathLogDensity(s, x0, path, model);
+}
+
+/**
+ * The reverse process is a Markov chain too (Ho et al. eq. 1): the log-density of a whole trajectory x_0 … x_T
+ * under the model, in nats.
+ *
+ * $$p_\theta(x_{0:T}) = p(x_T)\prod_{t=1}^{T} p_\theta(x_{t-1}\mid x_t),\qquad p(x_T) = \mathcal N(0, I)$$
+ *
+ * @param path - `path[t − 1]` = x_t, t = 1…T
+ * @see property `ddpm.bound.reverseMarkovFactorisationEqJoint`
+ */
+export function reversePathLogDensity(s: Schedule, x0: Vec, path: readonly Vec[], model: ReverseModel): number {
+  checkPath('reversePathLogDensity', s, x0, path);
   const at = (t: number): Vec => (t === 0 ? x0 : path[t - 1]);
   let L = 0;
   const xT = at(s.T);
-  for (let i = 0; i < D; i++) L -= normalLogPdf(xT[i], 0, 1);
+  for (let i = 0; i < x0.length; i++) L += normalLogPdf(xT[i], 0, 1);
   for (let t = 1; t <= s.T; t++) {
-    const xt = at(t);
-    const xPrev = at(t - 1);
-    const p = model(t, Array.from(xt));
-    checkSameLength('negElboOnPath', { x0, [`model(${t}).mean`]: p.mean });
-    const a = Math.sqrt(s.alpha(t));
-    const b = s.beta(t);
-    for (let i = 0; i < D; i++) {
-      L -= normalLogPdf(xPrev[i], p.mean[i], p.variance);
-      L += normalLogPdf(xt[i], a * xPrev[i], b);
-    }
+    const p = model(t, Array.from(at(t)));
+    checkSameLength('reversePathLogDensity', { x0, [`model(${t}).mean`]: p.mean });
+    for (let i = 0; i < x0.length; i++) L += normalLogPdf(at(t - 1)[i], p.mean[i], p.variance);
   }
   return L;
 }

@@ -16,6 +16,8 @@
 import { z } from 'zod';
 import type { Schedule } from './schedule.ts';
 import { axpby, checkSameLength, checkTimestep, checkVector, type Vec } from './internal.ts';
+import { normalLogPdf } from '../gaussian/normal1d.ts';
+import type { Gaussian } from '../gaussian/gaussian.ts';
 
 /**
  * An isotropic Gaussian N(mean, variance·I) on R^D: the forward process, its marginals and its posterior
@@ -93,4 +95,51 @@ export function forwardStepSample(s: Schedule, t: number, xPrev: Vec, z: Vec): n
   checkTimestep('forwardStepSample', t, 1, s.T);
   checkSameLength('forwardStepSample', { xPrev, z });
   return axpby(Math.sqrt(s.alpha(t)), xPrev, Math.sqrt(s.beta(t)), z);
+}
+
+/**
+ * The forward process is a Markov chain (Ho et al. eq. 2): the log-density of a whole path x_1 … x_T given x_0
+ * is the sum of its steps' log-densities, in nats.
+ *
+ * $$q(x_{1:T}\mid x_0) = \prod_{t=1}^{T} q(x_t\mid x_{t-1})$$
+ *
+ * @param path - `path[t − 1]` = x_t, t = 1…T, each of x_0's length
+ * @see property `ddpm.forward.markovFactorisationEqJoint`
+ */
+export function forwardPathLogDensity(s: Schedule, x0: Vec, path: readonly Vec[]): number {
+  if (!Array.isArray(path) || path.length !== s.T) throw new RangeError(`forwardPathLogDensity: path must hold x_1 … x_T (T = ${s.T} vectors), got ${Array.isArray(path) ? path.length : typeof path}`);
+  let L = 0;
+  for (let t = 1; t <= s.T; t++) {
+    const xPrev = t === 1 ? x0 : path[t - 2];
+    checkSameLength('forwardPathLogDensity', { x0, [`path[${t - 1}]`]: path[t - 1] });
+    const q = forwardStep(s, t, xPrev);
+    for (let i = 0; i < q.mean.length; i++) L += normalLogPdf(path[t - 1][i], q.mean[i], q.variance);
+  }
+  return L;
+}
+
+/**
+ * The joint q(x_{1:T} | x_0) as one Gaussian over the stacked vector (x_1, …, x_T) (block t − 1 holds x_t):
+ * each x_t = √ᾱ_t x_0 + noise, and the noise of x_t is the noise of x_s carried forward by √(ᾱ_t/ᾱ_s) plus
+ * fresh noise, so that
+ *
+ * $$\mathbb E[x_t] = \sqrt{\bar\alpha_t}\,x_0,\qquad \operatorname{Cov}(x_s, x_t) = \sqrt{\bar\alpha_t/\bar\alpha_s}\,(1-\bar\alpha_s)\,I\quad(s\le t)$$
+ *
+ * @see property `ddpm.forward.markovFactorisationEqJoint`
+ */
+export function forwardJoint(s: Schedule, x0: Vec): Gaussian {
+  checkVector('forwardJoint', 'x0', x0);
+  const D = x0.length;
+  const n = D * s.T;
+  const mean = new Array<number>(n);
+  const cov = Array.from({ length: n }, () => new Array<number>(n).fill(0));
+  for (let t = 1; t <= s.T; t++) {
+    for (let i = 0; i < D; i++) mean[(t - 1) * D + i] = Math.sqrt(s.alphaBar(t)) * x0[i];
+    for (let u = 1; u <= s.T; u++) {
+      const [lo, hi] = t <= u ? [t, u] : [u, t];
+      const c = Math.sqrt(s.alphaBar(hi) / s.alphaBar(lo)) * s.oneMinusAlphaBar(lo);
+      for (let i = 0; i < D; i++) cov[(t - 1) * D + i][(u - 1) * D + i] = c;
+    }
+  }
+  return { mean, cov };
 }

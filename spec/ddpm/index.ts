@@ -22,3 +22,4 @@ export * from './bound.ts';
 export * from './decoder.ts';
 export * from './sampling.ts';
 export * from './oracles.ts';
+export * from './diffusers.ts';

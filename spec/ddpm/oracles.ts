@@ -25,7 +25,9 @@
 import { z } from 'zod';
 import type { Rng } from '../../src/numeric/rng.ts';
 import { Gaussian, gaussianLogPdf, gaussianSample } from '../gaussian/gaussian.ts';
-import { affineGaussian, linearGaussianMarginal, linearGaussianPosterior } from '../gaussian/closedForms.ts';
+import { affineGaussian, gaussianConditional, linearGaussianMarginal, linearGaussianPosterior } from '../gaussian/closedForms.ts';
+import { klGaussian } from '../gaussian/kl.ts';
+import { forwardJoint } from './forward.ts';
 import { klDiagGaussian } from '../gaussian/kl.ts';
 import { normalCdf } from '../gaussian/normal1d.ts';
 import { identity, inverseSpd, logDetSpd, matMul, scaleMat } from '../linalg.ts';
@@ -524,4 +526,72 @@ export function gaussianDataReverseChain(s: Schedule, m: Vec, v: number): Linear
     variance.push((beta * vPrev) / den);
   }
   return { A, b, variance };
+}
+
+/**
+ * The joint p_θ(x_0, …, x_T) of a linear-Gaussian reverse chain as one Gaussian over the stacked vector
+ * (x_0, x_1, …, x_T) (block t holds x_t), built backwards from x_T ~ N(0, I) with x_{t−1} = A_t x_t + b_t + σ_t z:
+ *
+ * $$m_{t-1} = A_t m_t + b_t,\qquad \operatorname{Cov}(x_{t-1}, x_u) = A_t\operatorname{Cov}(x_t, x_u)\ (u\ge t),\qquad
+ *   \operatorname{Var}(x_{t-1}) = A_t\operatorname{Var}(x_t)A_t^\top + \sigma_t^2 I$$
+ *
+ * @see property `ddpm.bound.reverseMarkovFactorisationEqJoint`
+ * @see property `ddpm.bound.elboGapEqPathKl`
+ */
+export function chainJoint(chain: LinearGaussianChain): Gaussian {
+  const c = parseChain('chainJoint', chain);
+  const T = c.A.length;
+  const D = c.b[0].length;
+  const n = D * (T + 1);
+  const mean = new Array<number>(n).fill(0);
+  const cov = Array.from({ length: n }, () => new Array<number>(n).fill(0));
+  for (let i = 0; i < D; i++) cov[T * D + i][T * D + i] = 1;
+  for (let t = T; t >= 1; t--) {
+    const A = c.A[t - 1];
+    const row = (t - 1) * D;
+    for (let i = 0; i < D; i++) {
+      mean[row + i] = c.b[t - 1][i];
+      for (let j = 0; j < D; j++) mean[row + i] += A[i][j] * mean[t * D + j];
+    }
+    // Cov(x_{t−1}, x_u) for u ≥ t, then its transpose, then Var(x_{t−1}).
+    for (let u = t; u <= T; u++) {
+      for (let i = 0; i < D; i++) {
+        for (let k = 0; k < D; k++) {
+          let v = 0;
+          for (let j = 0; j < D; j++) v += A[i][j] * cov[t * D + j][u * D + k];
+          cov[row + i][u * D + k] = v;
+          cov[u * D + k][row + i] = v;
+        }
+      }
+    }
+    for (let i = 0; i < D; i++) {
+      for (let k = 0; k < D; k++) {
+        let v = i === k ? c.variance[t - 1] : 0;
+        for (let j = 0; j < D; j++) v += A[i][j] * cov[t * D + j][row + k];
+        cov[row + i][row + k] = v;
+      }
+    }
+  }
+  return { mean, cov };
+}
+
+/**
+ * The gap of the bound, exactly, for a linear-Gaussian reverse chain: the KL from the forward path distribution
+ * to the model's posterior over paths (the ELBO identity of section 1.5 with z = x_{1:T}),
+ *
+ * $$L + \log p_\theta(x_0) = D_{\mathrm{KL}}\big(q(x_{1:T}\mid x_0)\ \|\ p_\theta(x_{1:T}\mid x_0)\big)$$
+ *
+ * computed here as the KL between two Gaussians over (x_1, …, x_T): {@link forwardJoint}, and the conditional
+ * of {@link chainJoint} on x_0.
+ *
+ * @see property `ddpm.bound.elboGapEqPathKl`
+ */
+export function chainPathKl(s: Schedule, chain: LinearGaussianChain, x0: Vec): number {
+  const c = parseChain('chainPathKl', chain);
+  if (c.A.length !== s.T) throw new RangeError(`chainPathKl: chain must have T = ${s.T} steps (the schedule's T), got ${c.A.length}`);
+  const D = checkSameLength('chainPathKl', { x0, 'chain.b[0]': c.b[0] });
+  const idx0 = Array.from({ length: D }, (_, i) => i);
+  const rest = Array.from({ length: D * s.T }, (_, i) => D + i);
+  const posterior = gaussianConditional(chainJoint(c), rest, idx0, Array.from(x0));
+  return klGaussian(forwardJoint(s, x0), posterior);
 }

@@ -17,7 +17,8 @@
  * @module
  */
 import type { Schedule } from './schedule.ts';
-import type { IsoGaussian } from './forward.ts';
+import { forwardMarginal, type IsoGaussian } from './forward.ts';
+import { normalLogPdf } from '../gaussian/normal1d.ts';
 import { axpby, checkSameLength, checkTimestep } from './internal.ts';
 
 /**
@@ -101,4 +102,28 @@ export function clippedLogPosteriorVariance(s: Schedule, t: number): number {
   checkTimestep('clippedLogPosteriorVariance', t, 1, s.T);
   if (s.T < 2) throw new RangeError(`clippedLogPosteriorVariance: needs a schedule with T ≥ 2 (it uses β̃_2 at t = 1), got T = ${s.T}`);
   return Math.log(posteriorVariance(s, t === 1 ? 2 : t));
+}
+
+/**
+ * The Bayes step that turns the bound's definition (eq. 3) into its decomposition (eq. 5): given x_0, a forward
+ * step can be written backwards,
+ *
+ * $$q(x_t\mid x_{t-1}) = q(x_t\mid x_{t-1}, x_0) = \frac{q(x_{t-1}\mid x_t, x_0)\,q(x_t\mid x_0)}{q(x_{t-1}\mid x_0)}$$
+ *
+ * (the first equality is the Markov property). This returns the right-hand side's logarithm, in nats, from the
+ * posterior and the two marginals; property `ddpm.posterior.bayesStepEqForwardStep` checks it equals the left.
+ *
+ * @param t - paper timestep, 2 ≤ t ≤ T (at t = 1 the posterior is a point mass)
+ * @see property `ddpm.posterior.bayesStepEqForwardStep`
+ */
+export function forwardStepLogDensityByBayes(s: Schedule, t: number, x0: ArrayLike<number>, xPrev: ArrayLike<number>, xt: ArrayLike<number>): number {
+  checkTimestep('forwardStepLogDensityByBayes', t, 2, s.T);
+  const post = forwardPosterior(s, t, x0, xt);
+  const now = forwardMarginal(s, t, x0);
+  const before = forwardMarginal(s, t - 1, x0);
+  let L = 0;
+  for (let i = 0; i < post.mean.length; i++) {
+    L += normalLogPdf(xPrev[i], post.mean[i], post.variance) + normalLogPdf(xt[i], now.mean[i], now.variance) - normalLogPdf(xPrev[i], before.mean[i], before.variance);
+  }
+  return L;
 }

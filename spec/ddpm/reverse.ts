@@ -5,8 +5,11 @@
  *
  * $$p(x_T) = \mathcal N(0, I),\qquad p_\theta(x_{t-1}\mid x_t) = \mathcal N\big(\mu_\theta(x_t,t),\ \sigma_t^2 I\big)$$
  *
- * with fixed variances σ_t² = β_t or σ_t² = β̃_t (the paper's two choices, the upper and lower bounds on the
- * true reverse variance). The mean comes from a network's prediction of ε, x_0 or μ (see the
+ * with fixed variances σ_t² = β_t or σ_t² = β̃_t (the paper's two choices). Only β̃_t is a pointwise bound: by
+ * the law of total variance the true reverse variance is Var[x_{t−1} | x_t] = β̃_t + c_0² Var[x_0 | x_t] ≥ β̃_t
+ * (see {@link trueReverseVarianceDiscrete}), which can exceed β_t: for data ±1 at x_t = 0 it is β̃_t + c_0² > β_t
+ * at every t. Ho et al.'s "upper bound" β_t is the right variance when x_0 ~ N(0, I), a statement about
+ * unit-variance data, not a bound for every x_t. The mean comes from a network's prediction of ε, x_0 or μ (see the
  * parameterisations in `parameterisation.ts`): with x̂_0 the predicted data, μ_θ = μ̃_t(x_t, x̂_0).
  *
  * The public reference code adds conventions that are documented here so that an adapter can reproduce it:
@@ -19,9 +22,9 @@
  */
 import { z } from 'zod';
 import type { Schedule } from './schedule.ts';
-import { clippedLogPosteriorVariance, posteriorVariance } from './posterior.ts';
+import { clippedLogPosteriorVariance, posteriorMeanCoefficients, posteriorVariance } from './posterior.ts';
 import { convertPrediction, isPredictionKind, muFromX0, type Prediction, PredictionKind } from './parameterisation.ts';
-import { checkSameLength, checkTimestep, type Vec } from './internal.ts';
+import { checkSameLength, checkTimestep, checkVector, type Vec } from './internal.ts';
 
 /**
  * The fixed reverse variances: the paper's `beta` (σ_t² = β_t) and `betaTilde` (σ_t² = β̃_t, 0 at t = 1),
@@ -182,4 +185,35 @@ export function reverseStep(
     );
   }
   return { mean, variance: v, logVariance: lv, x0 };
+}
+
+/**
+ * The true reverse variance Var[x_{t−1} | x_t] when one-dimensional data x_0 takes the values `points` with
+ * probabilities `weights`: by the law of total variance over x_0 given x_t,
+ *
+ * $$\operatorname{Var}[x_{t-1}\mid x_t] = \tilde\beta_t + c_0^2\,\operatorname{Var}[x_0\mid x_t],\qquad
+ *   q(x_0 = a_i\mid x_t) \propto w_i\,\mathcal N(x_t;\ \sqrt{\bar\alpha_t}\,a_i,\ 1-\bar\alpha_t)$$
+ *
+ * with c_0 = √ᾱ_{t−1} β_t/(1 − ᾱ_t) the posterior coefficient of x_0. It is ≥ β̃_t everywhere, and exceeds β_t
+ * for data ±1 at x_t = 0 (there Var[x_0 | x_t] = 1 and c_0² > β_t − β̃_t = c_0²(1 − ᾱ_t)).
+ *
+ * @param t - paper timestep, 1 ≤ t ≤ T
+ * @param points - the support of x_0, finite values
+ * @param weights - their probabilities, positive (normalised here)
+ * @see property `ddpm.reverse.trueVarianceEqQuadrature`
+ * @see property `ddpm.reverse.trueVarianceExceedsBetaForBinaryData`
+ */
+export function trueReverseVarianceDiscrete(s: Schedule, t: number, points: Vec, weights: Vec, xt: number): number {
+  checkTimestep('trueReverseVarianceDiscrete', t, 1, s.T);
+  checkSameLength('trueReverseVarianceDiscrete', { points, weights });
+  checkVector('trueReverseVarianceDiscrete', 'xt', [xt]);
+  if (!Array.from(weights).every((w) => w > 0)) throw new RangeError('trueReverseVarianceDiscrete: weights must be positive');
+  const ab = s.alphaBar(t);
+  const logr = Array.from(points, (a, i) => Math.log(weights[i]) - (xt - Math.sqrt(ab) * a) ** 2 / (2 * s.oneMinusAlphaBar(t)));
+  const m = Math.max(...logr);
+  const r = logr.map((l) => Math.exp(l - m));
+  const z = r.reduce((u, v) => u + v, 0);
+  const mean = r.reduce((u, ri, i) => u + ri * points[i], 0) / z;
+  const varX0 = r.reduce((u, ri, i) => u + ri * (points[i] - mean) ** 2, 0) / z;
+  return posteriorVariance(s, t) + posteriorMeanCoefficients(s, t).x0 ** 2 * varX0;
 }

@@ -126,6 +126,7 @@ function alphaBarOrZero(s: Schedule, t: number): number {
  * @param tPrev - 0 ≤ t' < t (t' = 0 gives σ = 0)
  * @param eta - η ≥ 0
  * @see property `ddpm.sampling.ddimEtaOneEqAncestral`
+ * @see property `ddpm.sampling.ddimEtaOneEqStridedPosterior`
  */
 export function ddimSigma(s: Schedule, t: number, tPrev: number, eta: number): number {
   checkTimestep('ddimSigma', t, 1, s.T);
@@ -154,6 +155,7 @@ export function ddimSigma(s: Schedule, t: number, tPrev: number, eta: number): n
  * @param z - standard-normal noise, D entries
  * @see property `ddpm.sampling.ddimEtaZeroIgnoresNoise`
  * @see property `ddpm.sampling.ddimEtaOneEqAncestral`
+ * @see property `ddpm.sampling.ddimPreservesForwardMarginal`
  */
 export function ddimStep(
   s: Schedule,

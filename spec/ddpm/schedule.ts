@@ -272,6 +272,7 @@ export function jsdBetas(T: number): number[] {
  * @param s - offset, default 0.008
  * @param maxBeta - clip, 0 < β_max ≤ 1, default 0.999
  * @see property `ddpm.schedule.cosineTelescopes`
+ * @see property `ddpm.schedule.namedEqUpstreamGolden`
  */
 export function cosineBetas(T: number, s = 0.008, maxBeta = 0.999): number[] {
   checkT('cosineBetas', T);
@@ -289,6 +290,7 @@ export function cosineBetas(T: number, s = 0.008, maxBeta = 0.999): number[] {
  * $$f(u) = \cos^2\Big(\frac{u+s}{1+s}\cdot\frac{\pi}{2}\Big)$$
  *
  * @see property `ddpm.schedule.cosineTelescopes`
+ * @see property `ddpm.schedule.namedEqUpstreamGolden`
  */
 export function cosineAlphaBarFunction(s = 0.008): (u: number) => number {
   return (u) => Math.cos(((u + s) / (1 + s)) * Math.PI / 2) ** 2;

@@ -168,7 +168,7 @@ function weighted(logp: number, f: () => number): number {
  *
  * $$\mathbb E_p[f] = \int p(x)f(x)\,dx \approx \int_{lo}^{hi} e^{\log p(x)} f(x)\,dx$$
  *
- * @see property `probability.expectation.linear`
+ * @see property `probability.expectation.eqClosedForm`
  * @see property `probability.expectation.quadratureEqMonteCarlo`
  */
 export function expectation1d(logPdf: (x: number) => number, f: (x: number) => number, lo: number, hi: number, opts: QuadratureOptions = {}): number {
@@ -210,7 +210,7 @@ export interface MonteCarloEstimate {
  *
  * @param n - number of draws, an integer ≥ 2
  * @see property `probability.expectation.quadratureEqMonteCarlo`
- * @see property `probability.expectation.linear`
+ * @see property `probability.expectation.eqClosedForm`
  */
 export function monteCarloExpectation<T>(draw: (rng: Rng) => T, f: (x: T) => number, n: number, rng: Rng): MonteCarloEstimate {
   if (!Number.isInteger(n) || n < 2) argError('monteCarloExpectation', `n must be an integer ≥ 2, got ${n}`);

@@ -187,7 +187,7 @@ export function normalise(f: Factor): TabularDistribution {
  *
  * Terms with p(a) = 0 contribute 0 even where f(a) is infinite (the convention 0·∞ = 0 of measure theory).
  *
- * @see property `probability.expectation.linear`
+ * @see property `probability.expectation.eqClosedForm`
  * @see property `probability.expectation.totalExpectation`
  */
 export function tabularExpectation(p: TabularDistribution, f: (a: Assignment) => number): number {

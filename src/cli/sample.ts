@@ -14,10 +14,12 @@
  */
 import { accessSync, constants, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { FormatError } from '../formats/errors.ts';
 import { readSafetensors } from '../formats/safetensors.ts';
+import { refuseUnusableOutput } from '../io/paths.ts';
 import { readCheckpointConfig } from '../../reference/unet/checkpoint.ts';
 import { checkStateDict, describeProblem } from '../../reference/unet/weights.ts';
 import { writeGridPng } from '../image/grid.ts';
@@ -107,7 +109,7 @@ export function checkSampleArgs(o: RawOptions): SampleArgs {
     let eta = 0;
     if (o.eta !== undefined) {
       eta = Number(o.eta);
-      if (o.eta.trim() === '' || !Number.isFinite(eta) || eta < 0) throw new UsageError(`--eta must be a finite number ≥ 0, got ${JSON.stringify(o.eta)}`);
+      if (o.eta.trim() === '' || !(eta >= 0 && eta <= 1)) throw new UsageError(`--eta must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like variance), got ${JSON.stringify(o.eta)}`);
     }
     method = { kind: 'ddim', steps: int('--ddim', o.ddim, 1, T), eta };
   } else {
@@ -116,6 +118,7 @@ export function checkSampleArgs(o: RawOptions): SampleArgs {
   const n = int('--n', o.n, 1, 4096);
   const seed = int('--seed', o.seed, 0, 2 ** 32 - 1);
   const out = resolve(o.out);
+  refuseUnusableOutput('--out', out);
   writableDir('--out', dirname(out));
   try {
     if (statSync(out).isDirectory()) throw new UsageError(`--out: ${out} is a directory; give a file name such as grid.png`);
@@ -134,12 +137,13 @@ export function checkSampleArgs(o: RawOptions): SampleArgs {
   }
 
   const args: SampleArgs = { checkpoint, method, n, seed, out, ema };
-  if (o.workers !== undefined) args.workers = int('--workers', o.workers, 0, 256);
+  if (o.workers !== undefined) args.workers = int('--workers', o.workers, 0, availableParallelism());
   if (o.batch !== undefined) args.batch = int('--batch', o.batch, 1, 4096);
   if (o.cols !== undefined) args.cols = int('--cols', o.cols, 1, 4096);
   if (o.frameEvery !== undefined && o.frames === undefined) throw new UsageError('--frame-every needs --frames DIR');
   if (o.frames !== undefined) {
     const dir = resolve(o.frames);
+    refuseUnusableOutput('--frames', dir);
     try {
       mkdirSync(dir, { recursive: true });
     } catch (e) {

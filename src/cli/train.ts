@@ -10,13 +10,17 @@
  * an MLP). `--steps` is the total number of steps: with `--resume` the run continues from the newest checkpoint
  * in DIR up to N. Progress goes to stderr: a bar with the loss, steps/s and the ETA on a terminal, plain lines
  * at every log interval otherwise. Exit codes: 0 done, 1 the loss or gradient became NaN/∞ (the last good
- * checkpoint is kept and named), 2 bad arguments, configuration, data or checkpoint (the file and field named).
+ * checkpoint is kept and named), 2 bad arguments, configuration, data or checkpoint (the file and field named),
+ * 3 the system refused (a batch too large for the backend, a full disk, --out locked by another run), 4 a bug
+ * (the table is in `common.ts`).
  *
  * @module
  */
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { initBackend } from '../backend.ts';
+import { hoBetaSchedule, scheduleWarning } from '../../reference/diffusion/schedules.ts';
 import { DATASETS, openDataset, type DatasetName } from '../../reference/train/data.ts';
 import { PRESETS, readTrainConfig, TrainConfig } from '../../reference/train/config.ts';
 import { exampleShapeOf, train, TrainingDivergedError, type LogRecord, type Progress } from '../../reference/train/loop.ts';
@@ -94,6 +98,9 @@ export function parseTrainArgs(o: RawOptions): TrainArgs {
     }
   }
   const workers = o.workers === undefined ? 1 : int('--workers', o.workers, 1);
+  if (workers > availableParallelism()) {
+    throw new UsageError(`--workers must be at most ${availableParallelism()}, the cores of this machine (each worker holds a copy of the model and a backend), got ${workers}`);
+  }
   const microBatch = o.microBatch === undefined ? undefined : int('--micro-batch', o.microBatch, 1);
   return { data, config, configSource, steps, out: o.out, resume: Boolean(o.resume), maxMinutes, workers, microBatch };
 }
@@ -143,6 +150,11 @@ export async function trainCommand(args: TrainArgs, stream: NodeJS.WriteStream =
       `step ${r.step}/${target}  loss ${r.loss.toFixed(5)}  grad_norm ${r.grad_norm.toFixed(4)}  lr ${r.lr.toExponential(2)}  ${r.steps_per_s.toFixed(2)} steps/s  ETA ${fmtDuration(eta)}\n`,
     );
   };
+  if (args.config !== undefined) {
+    const d = args.config.diffusion;
+    const warning = scheduleWarning(hoBetaSchedule(d.beta_schedule, d.beta_start, d.beta_end, d.num_diffusion_timesteps));
+    if (warning !== null) say(`ddpm-spec train: warning: ${args.configSource}: diffusion: ${warning}`);
+  }
   say(`ddpm-spec train: ${args.data}, ${args.resume ? 'resuming' : 'new run'} in ${args.out}, configuration: ${args.configSource}, backend: ${report.chosen}${args.workers > 1 ? ` on ${args.workers} worker threads` : ''}`);
   try {
     const res = await train({
@@ -157,6 +169,7 @@ export async function trainCommand(args: TrainArgs, stream: NodeJS.WriteStream =
       microBatch: args.microBatch,
       onProgress,
       onLog,
+      onWarning: (line) => say(`ddpm-spec train: warning: ${line}`),
       onCheckpoint: (dir, step) => {
         if (!tty) stream.write(`checkpoint: step ${step} → ${dir}\n`);
       },

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../backend.ts';
@@ -47,13 +47,18 @@ export interface CheckOptions {
   onStage?: (what: string) => void;
 }
 
-/** Every folder under `root` (itself included) that holds files, in name order. */
+/**
+ * Every folder under `root` (itself included) that holds files, in name order; `generators/` holds code, not data.
+ *
+ * @throws {@link UsageError} for a symbolic link whose target does not exist
+ */
 function goldenFolders(root: string): string[] {
   const out: string[] = [];
   const walk = (dir: string): void => {
     const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+    for (const e of entries) if (e.isSymbolicLink() && !existsSync(join(dir, e.name))) throw new UsageError(`--golden: ${join(dir, e.name)}: a symbolic link to ${readlinkSync(join(dir, e.name))}, which does not exist`);
     if (entries.some((e) => e.isFile())) out.push(dir);
-    for (const e of entries) if (e.isDirectory() && !e.name.startsWith('.')) walk(join(dir, e.name));
+    for (const e of entries) if (e.isDirectory() && !e.name.startsWith('.') && e.name !== 'generators') walk(join(dir, e.name));
   };
   walk(root);
   return out;
@@ -103,7 +108,8 @@ export async function runCheck(opts: CheckOptions = {}): Promise<Report> {
   const runGolden = opts.goldenCases ?? true;
   const runTheLaws = opts.laws ?? true;
   if (runGolden && (!existsSync(goldenRoot) || !statSync(goldenRoot).isDirectory())) {
-    throw new UsageError(`--golden ${opts.golden ?? goldenRoot}: not a directory`);
+    const dangling = !existsSync(goldenRoot) && lstatSync(goldenRoot, { throwIfNoEntry: false })?.isSymbolicLink();
+    throw new UsageError(`--golden ${opts.golden ?? goldenRoot}: ${dangling ? `a symbolic link to ${readlinkSync(goldenRoot)}, which does not exist` : 'not a directory'}`);
   }
   const only = opts.only && opts.only.length > 0 ? (f: string) => opts.only!.some((s) => f.includes(s)) : undefined;
 
@@ -115,6 +121,9 @@ export async function runCheck(opts: CheckOptions = {}): Promise<Report> {
       })
     : [];
   if (runGolden && sets.length === 0) throw new UsageError(`--golden ${opts.golden ?? goldenRoot}: no files there`);
+  if (runGolden && only && sets.every((s) => s.set.files.every((f) => !only(f)))) {
+    throw new UsageError(`--only ${opts.only!.join(' ')}: matches no file under --golden ${opts.golden ?? goldenRoot}`);
+  }
 
   let impl: DiffusionOps;
   let backend: string | undefined;
@@ -168,6 +177,10 @@ export async function runCheck(opts: CheckOptions = {}): Promise<Report> {
     await stdio?.close();
   }
 
+  if (rows.length === 0) {
+    const why = skippedFiles.length > 0 ? `every file was skipped (${skippedFiles[0].file}: ${skippedFiles[0].reason}${skippedFiles.length > 1 ? `; and ${skippedFiles.length - 1} more` : ''})` : 'the golden files hold no cases';
+    throw new UsageError(`--golden ${opts.golden ?? goldenRoot}: nothing to check: ${why}${runTheLaws ? '' : ', and --no-laws leaves out the laws'}`);
+  }
   const t = totals(rows);
   const operations = stdio ? [...stdio.supported] : OP_NAMES.filter((op) => typeof impl[op] === 'function');
   return {

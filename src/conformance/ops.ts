@@ -21,6 +21,7 @@
  * @module
  */
 
+import type { DiffusersOps } from './diffusersOps.ts';
 import { OP_NAMES, type BufferName, type DiffusionConfig, type LossType, type OpName, type Precision, type ScheduleArgs } from './vocabulary.ts';
 
 export { BUFFER_NAMES, OP_NAMES, type BufferName, type LossType, type ModelMeanType, type ModelVarType, type OpName, type Precision, type ScheduleArgs } from './vocabulary.ts';
@@ -44,7 +45,7 @@ export type ModelSpec =
 export type DiffusionArgs = DiffusionConfig & { betas: Tensor };
 
 /** The operations. Every one is optional; all take and return tensors as described above. */
-export interface DiffusionOps {
+export interface DiffusionOps extends DiffusersOps {
   /** A short name for reports (e.g. `reference (tfjs, wasm)`). */
   readonly name: string;
   /** The arithmetic it computes in (default float32): golden tolerances and laws use the bounds of that precision. */

@@ -6,6 +6,7 @@
  *   {@link LossType}, and the model kinds the operations accept ({@link ModelKind});
  * - the declared arithmetic of an implementation ({@link Precision});
  * - the arguments of a named schedule ({@link ScheduleArgs}) and of a diffusion ({@link DiffusionConfig});
+ * - the configuration of diffusers' schedulers in diffusers' option names ({@link DiffusersArgs});
  * - every operation: its parameters, its argument schema, its output names and its place in the dependency order
  *   ({@link OP_SPECS}).
  *
@@ -89,6 +90,36 @@ export const DiffusionConfig = z.object({
 });
 export type DiffusionConfig = z.infer<typeof DiffusionConfig>;
 
+/**
+ * A diffusers scheduler configuration: diffusers' option names, every one optional (diffusers' defaults), see
+ * `spec/ddpm/diffusers.ts`. Timesteps are diffusers' 0-based ones; `num_inference_steps` (when given) is what
+ * `set_timesteps` was called with before a step; `buffers` is the spec's convention (`float32` rounds the buffers as
+ * torch does), which an implementation may ignore.
+ */
+export const DiffusersArgs = z.object({
+  num_train_timesteps: z.number().int().positive().optional(),
+  beta_start: z.number().positive().optional(),
+  beta_end: z.number().positive().optional(),
+  beta_schedule: z.enum(['linear', 'scaled_linear', 'squaredcos_cap_v2', 'sigmoid']).optional(),
+  trained_betas: z.array(z.number()).nullish(),
+  variance_type: z.enum(['fixed_small', 'fixed_small_log', 'fixed_large', 'fixed_large_log', 'learned', 'learned_range']).optional(),
+  clip_sample: z.boolean().optional(),
+  clip_sample_range: z.number().positive().optional(),
+  prediction_type: z.enum(['epsilon', 'sample', 'v_prediction']).optional(),
+  thresholding: z.boolean().optional(),
+  dynamic_thresholding_ratio: z.number().optional(),
+  sample_max_value: z.number().optional(),
+  timestep_spacing: z.enum(['leading', 'trailing', 'linspace']).optional(),
+  steps_offset: z.number().int().nonnegative().optional(),
+  rescale_betas_zero_snr: z.boolean().optional(),
+  set_alpha_to_one: z.boolean().optional(),
+  num_inference_steps: z.number().int().positive().nullish().describe('what set_timesteps was called with; absent or null: the full chain'),
+  buffers: z.enum(['float64', 'float32']).optional().describe("the spec's buffer convention: float32 rounds as torch does (diffusers itself is float32)"),
+});
+export type DiffusersArgs = z.infer<typeof DiffusersArgs>;
+
+const DiffusersT = z.number().int().nonnegative().describe("diffusers' 0-based timestep");
+
 const WithModel = DiffusionConfig.extend({ clip_denoised: z.boolean(), model: ModelKind });
 const NoArgs = z.object({});
 
@@ -136,6 +167,12 @@ export const OP_NAMES = [
   'ddim_reverse_step',
   'training_losses',
   'calc_bpd_loop',
+  // diffusers' DDPMScheduler / DDIMScheduler: configuration → buffers → variance → steps
+  'diffusers_set_timesteps',
+  'diffusers_buffers',
+  'diffusers_ddpm_variance',
+  'diffusers_ddpm_step',
+  'diffusers_ddim_step',
 ] as const;
 export const OpName = z.enum(OP_NAMES);
 export type OpName = z.infer<typeof OpName>;
@@ -270,6 +307,46 @@ export const OP_SPECS: Record<OpName, OpSpec> = {
     argTensors: ['betas'],
     args: WithModel,
     outputs: ['total_bpd', 'prior_bpd', 'vb', 'xstart_mse', 'mse'],
+  }),
+  diffusers_set_timesteps: op({
+    doc: "diffusers' set_timesteps(num_inference_steps) for the configured timestep_spacing and steps_offset (int64, decreasing)",
+    stage: 'schedule',
+    params: ['args'],
+    argTensors: [],
+    args: DiffusersArgs.extend({ num_inference_steps: z.number().int().positive() }),
+    outputs: ['timesteps'],
+  }),
+  diffusers_buffers: op({
+    doc: 'diffusers scheduler buffers: betas, alphas, alphas_cumprod [T], final_alpha_cumprod []',
+    stage: 'buffers',
+    params: ['args'],
+    argTensors: [],
+    args: DiffusersArgs,
+    outputs: ['betas', 'alphas', 'alphas_cumprod', 'final_alpha_cumprod'],
+  }),
+  diffusers_ddpm_variance: op({
+    doc: 'DDPMScheduler._get_variance(t, predicted_variance)',
+    stage: 'p',
+    params: ['args', 'predicted_variance'],
+    argTensors: [],
+    args: DiffusersArgs.extend({ t: DiffusersT }),
+    outputs: ['variance'],
+  }),
+  diffusers_ddpm_step: op({
+    doc: 'DDPMScheduler.step at t (NCHW; 2C output channels for learned variance types) with the noise given',
+    stage: 'step',
+    params: ['args', 'model_output', 'sample', 'noise'],
+    argTensors: [],
+    args: DiffusersArgs.extend({ t: DiffusersT }),
+    outputs: ['prev_sample', 'pred_original_sample'],
+  }),
+  diffusers_ddim_step: op({
+    doc: 'DDIMScheduler.step at t with eta and use_clipped_model_output, the noise given as variance_noise',
+    stage: 'step',
+    params: ['args', 'model_output', 'sample', 'noise'],
+    argTensors: [],
+    args: DiffusersArgs.extend({ t: DiffusersT, eta: z.number().nonnegative(), use_clipped_model_output: z.boolean(), num_inference_steps: z.number().int().positive() }),
+    outputs: ['prev_sample', 'pred_original_sample'],
   }),
 };
 

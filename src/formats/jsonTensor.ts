@@ -14,7 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { FormatError } from './errors.ts';
+import { FormatError, jsonErrorWithoutInput } from './errors.ts';
 
 /** The dtypes a JSON tensor may declare. */
 export const JSON_DTYPES = ['float64', 'float32', 'float16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool'] as const;
@@ -131,7 +131,7 @@ export function readJson(path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new FormatError(path, '', `not valid JSON (${(e as Error).message})`);
+    throw new FormatError(path, '', `not valid JSON (${jsonErrorWithoutInput(e)})`);
   }
 }
 

@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { FormatError } from './errors.ts';
+import { FormatError, jsonErrorWithoutInput } from './errors.ts';
 
 /** Element sizes in bytes of the dtypes this reader understands. */
 export const SAFETENSORS_DTYPES = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 } as const;
@@ -103,6 +103,35 @@ function decodeData(dtype: SafetensorsDtype, bytes: Uint8Array, n: number): StTe
 }
 
 /**
+ * The first key that occurs twice in the top-level object of the JSON text `text` (already known to parse),
+ * or null. `JSON.parse` keeps the last of duplicate keys silently; a safetensors header must not have any.
+ */
+export function firstDuplicateKey(text: string): string | null {
+  const seen = new Set<string>();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === '{' || c === '[') {
+      depth++;
+      expectKey = depth === 1 && c === '{';
+    } else if (c === '}' || c === ']') depth--;
+    else if (c === ',' && depth === 1) expectKey = true;
+  }
+  return null;
+}
+
+/**
  * Parse safetensors bytes.
  *
  * @param bytes - the whole file
@@ -120,13 +149,21 @@ export function parseSafetensors(bytes: Uint8Array, file: string): Safetensors {
   const n = Number(n64);
   if (n > MAX_HEADER_BYTES) throw new FormatError(file, 'header length', `${n} bytes is larger than the ${MAX_HEADER_BYTES}-byte limit`);
   if (n < 2) throw new FormatError(file, 'header length', `${n} bytes cannot hold a JSON object`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
+  } catch {
+    throw new FormatError(file, 'header', `the ${n} bytes after the length are not valid UTF-8; is the header length right?`);
+  }
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(text);
   } catch (e) {
-    throw new FormatError(file, 'header', `not valid UTF-8 JSON (${(e as Error).message}); is the header length right?`);
+    throw new FormatError(file, 'header', `not valid JSON (${jsonErrorWithoutInput(e)}); is the header length right?`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new FormatError(file, 'header', 'expected a JSON object');
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate !== null) throw new FormatError(file, JSON.stringify(duplicate).slice(0, 200), 'the header names this tensor twice (duplicate key); each name must appear once');
   const dataStart = 8 + n;
   const dataLen = bytes.byteLength - dataStart;
   const metadata: Record<string, string> = {};
@@ -174,6 +211,12 @@ export function parseSafetensors(bytes: Uint8Array, file: string): Safetensors {
   }
   if (cursor !== dataLen) throw new FormatError(file, 'data', `${dataLen - cursor} bytes after the last tensor belong to no tensor (truncated header or extra data)`);
   return { tensors, metadata };
+}
+
+/** Index of the first NaN or ±∞ in `data`, or −1. */
+export function firstNonFinite(data: ArrayLike<number>): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
 }
 
 /** Read a safetensors file from disk. */

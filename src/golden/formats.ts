@@ -37,6 +37,16 @@ export const GroupsFile = z.object({ meta: Provenance, env: Env }).catchall(Reco
 /** `sampling_tiny_model.json`: `x_T`, the runs, `space_timesteps` and the respaced records. */
 export const SamplingFile = z.object({ meta: Provenance, x_T: z.unknown(), runs: z.array(Record_).optional(), env: Env }).catchall(z.unknown());
 
+/** The files recorded from diffusers name several files of one commit (`files`) and keep `env` inside `meta`. */
+const DiffusersProvenance = z.object({ repo: z.string().min(1), commit: z.string().min(7), files: z.unknown(), function: z.string().min(1) }).loose();
+
+/** `diffusers_set_timesteps.json`, `diffusers_buffers.json`. */
+export const DiffusersCasesFile = z.object({ meta: DiffusersProvenance, cases: z.array(Record_).min(1) });
+/** `diffusers_variance.json`: DDPM `_get_variance` records and DDIM's (checked by a property). */
+export const DiffusersVarianceFile = z.object({ meta: DiffusersProvenance, ddpm: z.array(Record_).min(1), ddim: z.array(Record_).optional() });
+/** `diffusers_loops.json`: the model (a description), the shared `x_T` and the loops. */
+export const DiffusersLoopsFile = z.object({ meta: DiffusersProvenance, model: z.string().optional(), x_T: z.unknown(), cases: z.array(Record_).min(1) });
+
 /** The top-level keys a format defines; others in a file of that format are not understood. */
 export function knownKeys(schema: z.ZodObject): readonly string[] | undefined {
   const def = schema.def as { catchall?: unknown };

@@ -15,8 +15,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
-import { FormatError } from '../formats/errors.ts';
-import { BuffersFile, CasesFile, EmbeddingFile, GroupsFile, SamplingFile, knownKeys } from './formats.ts';
+import { FormatError, jsonErrorWithoutInput } from '../formats/errors.ts';
+import { BuffersFile, CasesFile, DiffusersCasesFile, DiffusersLoopsFile, DiffusersVarianceFile, EmbeddingFile, GroupsFile, SamplingFile, knownKeys } from './formats.ts';
 import { fmt } from '../numeric/close.ts';
 import { compareCheck } from './compare.ts';
 import { CannotRun, ScheduleIndex } from './context.ts';
@@ -26,6 +26,7 @@ import { readLossesElementwise } from './readers/likelihood.ts';
 import { readCalcBpdLoop, readTrainingLosses } from './readers/losses.ts';
 import { readSamplingTiny } from './readers/sampling.ts';
 import { indexHoSchedules, readHoSchedules, readIdBuffers } from './readers/schedules.ts';
+import { readDiffusersBuffers, readDiffusersLoops, readDiffusersSetTimesteps, readDiffusersVariance } from './readers/diffusers.ts';
 import { OpUnsupported } from '../conformance/ops.ts';
 import { DEFAULT_PRECISION } from '../conformance/vocabulary.ts';
 import type { DiffusionOps, GoldenCase, GoldenCases, ReplayContext, Row, Skip, SkipKind, Verdict } from './types.ts';
@@ -50,6 +51,10 @@ const READERS: Array<{ match: RegExp; schema: z.ZodObject; read: Reader }> = [
   { match: /^id_calc_bpd_loop\.json$/, schema: CasesFile, read: readCalcBpdLoop },
   { match: /^timestep_embedding\.json$/, schema: EmbeddingFile, read: (f, r) => readTimestepEmbedding(f, r) },
   { match: /^sampling_tiny_model\.json$/, schema: SamplingFile, read: readSamplingTiny },
+  { match: /^diffusers_set_timesteps\.json$/, schema: DiffusersCasesFile, read: (f, r) => readDiffusersSetTimesteps(f, r) },
+  { match: /^diffusers_variance\.json$/, schema: DiffusersVarianceFile, read: (f, r) => readDiffusersVariance(f, r) },
+  { match: /^diffusers_buffers\.json$/, schema: DiffusersCasesFile, read: (f, r) => readDiffusersBuffers(f, r) },
+  { match: /^diffusers_loops\.json$/, schema: DiffusersLoopsFile, read: (f, r) => readDiffusersLoops(f, r) },
 ];
 
 /** Files that are not data, or data for another part of the project. */
@@ -58,6 +63,11 @@ const NOT_HERE: Array<{ match: RegExp; reason: string; kind?: SkipKind }> = [
   { match: /^manifest\.json$/, reason: 'provenance and SHA-256 of every file: checked by the integrity properties [golden.integrity.*]', kind: 'not applicable' },
   { match: /^ho_unet_small.*$/, reason: UNET_SKIP, kind: 'not applicable' },
   { match: /^sampling_T\d+_ho_unet_small\.json$/, reason: UNET_SKIP, kind: 'not applicable' },
+  {
+    match: /^diffusers_tests(_noise\.safetensors|\.json)$/,
+    reason: "diffusers' own test loops (1000 steps of [4,3,8,8], sums of |x|): replayed by the properties [ddpm.diffusers.upstreamDdpmFullLoops], [ddpm.diffusers.upstreamDdpmWithNoise], [ddpm.diffusers.upstreamDdimFullLoops] and [reference.diffusers.upstreamDdpmLoops]",
+    kind: 'not applicable',
+  },
 ];
 
 /** What a folder turns into. */
@@ -82,7 +92,7 @@ export function readGoldenFile(path: string, index: ScheduleIndex, opts: { name?
   try {
     root = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new FormatError(file, '', `not readable JSON (${(e as Error).message})`);
+    throw new FormatError(file, '', `not readable JSON (${jsonErrorWithoutInput(e)})`);
   }
   return readGoldenJson(file, root, index);
 }

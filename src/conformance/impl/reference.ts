@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { diffusersReferenceOps } from './diffusersReference.ts';
 import * as tf from '@tensorflow/tfjs';
 import {
   GaussianDiffusion,
@@ -169,6 +170,7 @@ export function referenceOps(): DiffusionOps {
   return {
     name: `reference (tfjs, ${tf.getBackend()})`,
     precision: 'float32',
+    ...diffusersReferenceOps(),
 
     schedule: (a) =>
       run('schedule', async () => {

@@ -62,6 +62,7 @@ import {
 } from '../../../spec/ddpm/index.ts';
 import { klDiagGaussian } from '../../../spec/gaussian/kl.ts';
 import { OpUnsupported } from './stdio.ts';
+import { diffusersSpecOps } from './diffusersSpec.ts';
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
@@ -310,6 +311,7 @@ export function createSpecOps(opts: { logLikelihood?: LogLikelihood; cdf?: 'tanh
     name: 'spec (float64)',
     precision: 'float64',
     cdf: opts.cdf ?? 'tanh',
+    ...diffusersSpecOps(),
 
     async schedule(a) {
       return { betas: tensor1d(guard('schedule', () => namedBetas(a))) };
