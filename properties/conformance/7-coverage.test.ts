@@ -1,6 +1,6 @@
 /**
  * 8.7 Coverage is part of the verdict: golden folders regenerated with a record missing a needed field, an unknown
- * file and an unknown field, and implementations that decline cases or leave out gradients. Each shows up as an
+ * file and an unknown field (in the upstream formats and in diffusers' files), and implementations that decline cases or leave out gradients. Each shows up as an
  * error row, DECLINED or UNREAD with the right name, the other records are still checked, and the verdict says so.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -116,6 +116,28 @@ describe('8.7 Coverage is part of the verdict', () => {
     expect(failed).toEqual(['training_losses › terms.loss', 'training_losses › terms.vb']);
     expect(rep.rows.filter((r) => r.verdict === 'fail').every((r) => / RESCALED_MSE /.test(r.case))).toBe(true);
     expect(rep.verdict).toBe('NOT OK');
+  });
+
+  it("diffusers' files too: a buffers record without its config is an error row, a top-level field no format defines is not understood, the other records are checked  [conformance.coverage.diffusersRecords]", async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ddpm-coverage-diffusers-'));
+    try {
+      const b = JSON.parse(readFileSync(join(upstream, 'diffusers_buffers.json'), 'utf8'));
+      delete b.cases[3].config;
+      writeFileSync(join(d, 'diffusers_buffers.json'), JSON.stringify(b));
+      const v = JSON.parse(readFileSync(join(upstream, 'diffusers_variance.json'), 'utf8'));
+      v.my_notes = 'a top-level field nobody reads';
+      writeFileSync(join(d, 'diffusers_variance.json'), JSON.stringify(v));
+      const rep = await runCheck({ golden: d, builtin: 'spec', laws: false });
+      expect(withVerdict(rep, 'error').map(name)).toEqual(['diffusers_buffers.json › cases[3] › cases.3.config']);
+      expect(withVerdict(rep, 'unread').map(name)).toEqual(['diffusers_variance.json › my_notes › ']);
+      const passed = (op: string): number => rep.rows.filter((r) => r.op === op && r.verdict === 'pass').length;
+      expect(new Set(rep.rows.filter((r) => r.op === 'diffusers_buffers').map((r) => r.case.split(' ')[0])).size, 'the other 13 records').toBe(13);
+      expect(passed('diffusers_ddpm_variance'), 'every DDPM variance record').toBe(v.ddpm.length);
+      expect(withVerdict(rep, 'n/a').map((r) => `${r.file} › ${r.case}`)).toEqual(['diffusers_variance.json › ddim[*]']);
+      expect(rep.verdict).toBe('NOT OK');
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 
   it('lists what failed from cause to effect: schedule → buffers → q_* → p_* → steps → losses/bpd, laws after their operations  [conformance.report.dependencyOrder]', () => {
