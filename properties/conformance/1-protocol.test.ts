@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { OP_NAMES, type OpName, type Tensor } from '../../src/conformance/ops.ts';
+import { OP_SPECS } from '../../src/conformance/vocabulary.ts';
 import {
-  OP_WIRE,
   OpRequest,
   OkResponse,
   decodeCall,
@@ -56,7 +56,7 @@ function argsFor(op: OpName): Record<string, unknown> {
     case 'ddim_reverse_step':
       return { betas, clip_denoised: false, model_var_type: 'FIXED_LARGE' };
     default:
-      return OP_WIRE[op].argTensors.includes('betas') ? { betas } : {};
+      return OP_SPECS[op].argTensors.includes('betas') ? { betas } : {};
   }
 }
 
@@ -75,14 +75,14 @@ describe('8.1 The --impl protocol: messages, JSON Schema, and the codec between 
     const defs = (JSON.parse(readFileSync(schemaPath, 'utf8')) as { $defs: Record<string, { required?: string[] }> }).$defs;
     for (const op of OP_NAMES) {
       expect(defs[`Request.${op}`], op).toBeDefined();
-      expect(defs[`Outputs.${op}`]?.required ?? [], op).toEqual([...OP_WIRE[op].outputs]);
+      expect(defs[`Outputs.${op}`]?.required ?? [], op).toEqual([...OP_SPECS[op].outputs]);
     }
   });
 
   it('decoding a request gives back the parameters it was encoded from, after a trip through JSON text  [conformance.protocol.callRoundTrip]', () =>
     fc.assert(
       fc.property(fc.constantFrom(...OP_NAMES), fc.array(tensorArb, { minLength: 5, maxLength: 5 }), tArb, (op, tensors, t) => {
-        const spec = OP_WIRE[op];
+        const spec = OP_SPECS[op];
         let k = 0;
         const params = spec.params.map((p) => {
           if (p === 'args') return argsFor(op);
@@ -111,7 +111,7 @@ describe('8.1 The --impl protocol: messages, JSON Schema, and the codec between 
   it('decoding an answer gives back the result it was encoded from, nested names included  [conformance.protocol.resultRoundTrip]', () =>
     fc.assert(
       fc.property(fc.constantFrom(...OP_NAMES), tensorArb, (op, x) => {
-        const spec = OP_WIRE[op];
+        const spec = OP_SPECS[op];
         let result: unknown;
         if (op === 'space_timesteps') result = { timesteps: [0, 50, 100] };
         else if (op === 'respace') result = { betas: x, timestep_map: [0, 7] };

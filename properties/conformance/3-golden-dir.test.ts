@@ -72,32 +72,39 @@ describe('8.3 --golden DIR: any folder in the golden formats; an altered number 
     }
   });
 
-  it('a malformed file stops the run with an error naming the file and the field  [conformance.golden.malformedNamed]', async () => {
+  it('a malformed record is an error row naming the file, the record and the field, and the other records are still checked  [conformance.golden.malformedNamed]', async () => {
     const path = join(dir, 'id_p_mean_variance.json');
     const original = readFileSync(path, 'utf8');
     const root = JSON.parse(original);
     root.cases[2].inputs.x.shape = [3, 2, 5];
     writeFileSync(path, JSON.stringify(root));
     try {
-      await expect(runCheck({ golden: dir, builtin: 'spec', laws: false })).rejects.toSatisfy(
-        (e: unknown) => e instanceof FormatError && e.file === 'id_p_mean_variance.json' && e.field.startsWith('cases.2.inputs.x'),
-      );
-      const { code, err } = await cli(['--golden', dir, '--builtin', 'spec', '--no-laws']);
-      expect(code).toBe(2);
-      expect(err).toMatch(/^ddpm-spec check: id_p_mean_variance\.json: cases\.2\.inputs\.x/);
+      const rep = await runCheck({ golden: dir, builtin: 'spec', laws: false });
+      const errors = rep.rows.filter((r) => r.verdict === 'error');
+      expect(errors.map((r) => `${r.file} › ${r.case} › ${r.quantity}`)).toEqual(['id_p_mean_variance.json › cases[2] › cases.2.inputs.x.data[0][0][0]']);
+      expect(rep.rows.filter((r) => r.file === 'id_p_mean_variance.json' && r.verdict === 'pass').length, 'the other 47 cases × 4 outputs').toBe(47 * 4);
+      expect(rep.verdict).toBe('NOT OK');
+      const { code, out } = await cli(['--golden', dir, '--builtin', 'spec', '--no-laws', '--failures']);
+      expect(code).toBe(1);
+      expect(out).toMatch(/ERROR  id_p_mean_variance\.json › cases\[2\] › cases\.2\.inputs\.x/);
+      expect(out).toMatch(/what failed .*\n  golden data › id_p_mean_variance\.json › cases\[2\]/);
     } finally {
       writeFileSync(path, original);
     }
   });
 
-  it('a file no reader knows is listed as skipped with the reason, not silently ignored  [conformance.golden.unknownFileSkipped]', async () => {
+  it('a file no reader knows is not understood, and the verdict is INCOMPLETE (exit 3), not OK  [conformance.golden.unknownFileSkipped]', async () => {
     const extra = join(dir, 'my_new_experiment.json');
     writeFileSync(extra, '{"meta": {}}');
     try {
       const rep = await runCheck({ golden: dir, builtin: 'spec', laws: false, only: ['my_new', 'cosine_T20'] });
-      expect(rep.golden?.skipped).toContainEqual({ file: 'my_new_experiment.json', reason: expect.stringMatching(/no reader/) });
-      const { out } = await cli(['--golden', dir, '--builtin', 'spec', '--no-laws', '--only', 'my_new', 'cosine_T20']);
-      expect(out).toMatch(/skipped\n(.*\n)*  my_new_experiment\.json: no reader for this file/);
+      expect(rep.rows.filter((r) => r.verdict === 'unread').map((r) => `${r.file}: ${r.detail}`)).toEqual(['my_new_experiment.json: no reader for this file']);
+      expect(rep.totals.pass).toBeGreaterThan(10);
+      expect(rep.verdict).toBe('INCOMPLETE');
+      const { out, code } = await cli(['--golden', dir, '--builtin', 'spec', '--no-laws', '--only', 'my_new', 'cosine_T20']);
+      expect(out).toMatch(/not checked .*\n(.*\n)*  UNREAD  1 check in my_new_experiment\.json: \(file\): no reader for this file/);
+      expect(out).toMatch(/\nINCOMPLETE: \d+ passed, 0 failed, 0 errors, 0 declined, 1 not understood/);
+      expect(code).toBe(3);
     } finally {
       rmSync(extra);
     }

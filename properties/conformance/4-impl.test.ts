@@ -52,9 +52,9 @@ describe('8.4 --impl CMD: implementations in other processes and languages, thro
       expect(stdout).toMatch(/\nOK: \d+ passed, 0 failed, 0 errors/);
       expect(code).toBe(0);
       const rep = Report.parse(JSON.parse(readFileSync(path, 'utf8')));
-      // Only documentation and the manifest are skipped (golden/README.md, upstream/README.md, upstream/manifest.json),
-      // besides what a reader declares not applicable, with the reason and the property that checks it instead.
-      const skipped = rep.golden!.skipped.filter((s) => !/^not applicable/.test(s.reason)).map((s) => s.file).sort();
+      // Only documentation and the manifest are not applicable (golden/README.md, upstream/README.md,
+      // upstream/manifest.json), besides data whose reason names the property that replays it instead.
+      const skipped = rep.golden!.skipped.filter((s) => !/replayed by the properties/.test(s.reason)).map((s) => s.file).sort();
       expect(skipped).toContain('upstream/README.md');
       expect(skipped).toContain('upstream/manifest.json');
       expect(skipped.filter((f) => !/(^|\/)(README\.md|manifest\.json)$/.test(f))).toEqual([]);
@@ -115,7 +115,7 @@ describe('8.4 --impl CMD: implementations in other processes and languages, thro
     const table = formatTable(rep);
     expect(table).toMatch(/^ddpm-spec check: wrong_ddpm\.py \(numpy, float64, two deliberate mistakes\)\n  command: /);
     expect(table).toMatch(/\n  notes: deliberately wrong: /);
-    expect(table).toMatch(/\nNOT OK: \d+ passed, \d+ failed, 0 errors, \d+ skipped \(\d+ checks, [\d.]+ s\)\n$/);
+    expect(table).toMatch(/\nNOT OK: \d+ passed, \d+ failed, 0 errors, 0 declined, 0 not understood, \d+ not applicable, \d+ skipped \(\d+ checks, [\d.]+ s, float32\)\n$/);
     const dir = mkdtempSync(join(tmpdir(), 'ddpm-report-'));
     try {
       const path = join(dir, 'report.json');

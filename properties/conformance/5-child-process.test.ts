@@ -177,9 +177,9 @@ describe('8.5 The child process cannot hang the checker: its whole process group
     const { pidFile, cleanup } = pidFileIn();
     try {
       const cases: [string, RegExp][] = [
-        ['/nonexistent-folder-ddpm/report.json', /^ddpm-spec: --json \/nonexistent-folder-ddpm\/report\.json: the folder \/nonexistent-folder-ddpm does not exist\n$/],
-        ['/proc/report.json', /^ddpm-spec: --json \/proc\/report\.json: \/proc is on a pseudo-filesystem of the kernel, where the report cannot be kept; choose a folder on a disk\n$/],
-        [tmpdir(), /^ddpm-spec: --json .*: exists and is not a regular file\n$/],
+        ['/nonexistent-folder-ddpm/report.json', /^ddpm-spec check: --json \/nonexistent-folder-ddpm\/report\.json: the folder \/nonexistent-folder-ddpm does not exist\n$/],
+        ['/proc/report.json', /^ddpm-spec check: --json \/proc\/report\.json: \/proc is on a pseudo-filesystem of the kernel, where the report cannot be kept; choose a folder on a disk\n$/],
+        [tmpdir(), /^ddpm-spec check: --json .*: exists and is not a regular file\n$/],
       ];
       for (const [json, expected] of cases) {
         let err = '';

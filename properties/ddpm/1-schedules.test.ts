@@ -23,7 +23,7 @@ import {
   x0FromEps,
 } from '../../spec/ddpm/index.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
-import { buffersConsistentWithBetas } from '../laws/ddpm.ts';
+import { buffersConsistentWithBetas } from '../../src/conformance/ddpmLaws.ts';
 import { specOps } from '../../src/conformance/impl/spec.ts';
 import { expectLawOnSpec, logReal, schedule, userBetas } from './arbitraries.ts';
 import { show } from '../support/show.ts';

@@ -7,7 +7,7 @@ import { Rng } from '../../src/numeric/rng.ts';
 import { identity, scaleMat } from '../../spec/linalg.ts';
 import { ksTest, mcAgrees } from '../../src/numeric/stats.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
-import { qMeanVarianceEqClosedForm, qSampleEqClosedForm } from '../laws/ddpm.ts';
+import { qMeanVarianceEqClosedForm, qSampleEqClosedForm } from '../../src/conformance/ddpmLaws.ts';
 import { expectLawOnSpec, logReal, printable, real, rngArb, schedule, scheduleAndT, vec } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;

@@ -13,7 +13,7 @@ import {
 import { gaussianConditional, linearGaussianJoint, linearGaussianPosterior, normalLogPdf } from '../../spec/gaussian/index.ts';
 import { identity, scaleMat } from '../../spec/linalg.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
-import { posteriorAtFirstStepIsX0, posteriorEqCoefficients, posteriorVarianceBetweenZeroAndBeta, xprevInvertsPosteriorMean } from '../laws/ddpm.ts';
+import { posteriorAtFirstStepIsX0, posteriorEqCoefficients, posteriorVarianceBetweenZeroAndBeta, xprevInvertsPosteriorMean } from '../../src/conformance/ddpmLaws.ts';
 import { expectLawOnSpec, schedule, scheduleAndT, userBetas, vec } from './arbitraries.ts';
 import { improvedCases } from './upstream.ts';
 

@@ -30,7 +30,7 @@ import {
 import { gaussianConditional, linearGaussianJoint, linearGaussianMarginal, normalLogPdf } from '../../spec/gaussian/index.ts';
 import { identity, scaleMat, solve } from '../../spec/linalg.ts';
 import { TOL, override, type Tolerance } from '../../src/numeric/tolerance.ts';
-import { epsMeanEqPosteriorOfPredictedXstart, epsXstartRoundTrip, fixedVariancesAreBetaOrPosterior } from '../laws/ddpm.ts';
+import { epsMeanEqPosteriorOfPredictedXstart, epsXstartRoundTrip, fixedVariancesAreBetaOrPosterior } from '../../src/conformance/ddpmLaws.ts';
 import { gaussianCase, WELL } from '../gaussian/arbitraries.ts';
 import { expectLawOnSpec, real, schedule, scheduleAndT, vec } from './arbitraries.ts';
 import { integrate1d } from '../../spec/probability/index.ts';

@@ -33,7 +33,7 @@ import { gaussianLogPdf, linearGaussianPosterior } from '../../spec/gaussian/ind
 import { identity, scaleMat } from '../../spec/linalg.ts';
 import { mcAgrees } from '../../src/numeric/stats.ts';
 import { TOL, override } from '../../src/numeric/tolerance.ts';
-import { bpdTotalEqPriorPlusTerms, normalKlIsDivergence } from '../laws/ddpm.ts';
+import { bpdTotalEqPriorPlusTerms, normalKlIsDivergence } from '../../src/conformance/ddpmLaws.ts';
 import { show } from '../support/show.ts';
 import { expectLawOnSpec, logReal, printable, real, rngArb, scheduleAndT, userBetas, vec } from './arbitraries.ts';
 

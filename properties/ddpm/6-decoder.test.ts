@@ -10,7 +10,7 @@ import {
   pixelLevel,
 } from '../../spec/ddpm/index.ts';
 import { override } from '../../src/numeric/tolerance.ts';
-import { discretizedLikelihoodSumsToOne } from '../laws/ddpm.ts';
+import { discretizedLikelihoodSumsToOne } from '../../src/conformance/ddpmLaws.ts';
 import { decoderLogScale, decoderMean, expectLawOnSpec, real } from './arbitraries.ts';
 
 const EPS = Number.EPSILON;

@@ -14,7 +14,7 @@ import {
   type Schedule,
 } from '../../spec/ddpm/index.ts';
 import { override, type Tolerance } from '../../src/numeric/tolerance.ts';
-import { ancestralStepEqMeanPlusNoise, ddimEtaOneEqAncestral, ddimEtaZeroIgnoresNoise, ddimReverseInvertsDdim, finalStepAddsNoNoise } from '../laws/ddpm.ts';
+import { ancestralStepEqMeanPlusNoise, ddimEtaOneEqAncestral, ddimEtaZeroIgnoresNoise, ddimReverseInvertsDdim, finalStepAddsNoNoise } from '../../src/conformance/ddpmLaws.ts';
 import { expectLawOnSpec, real, schedule, scheduleAndT, vec } from './arbitraries.ts';
 import { linearGaussianPosterior } from '../../spec/gaussian/index.ts';
 

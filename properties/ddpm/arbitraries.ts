@@ -7,7 +7,7 @@ import { logReal, real } from '../support/arbitraries.ts';
 import { expect } from 'vitest';
 import { makeSchedule, namedSchedule, type Schedule } from '../../spec/ddpm/index.ts';
 import { specOps } from '../../src/conformance/impl/spec.ts';
-import { LAW_TOL, type Law } from '../laws/ddpm.ts';
+import { LAW_TOL, type Law } from '../../src/conformance/ddpmLaws.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 import { fcSeed } from '../support/seed.ts';
 

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { oneLine } from '../../src/cli/boundary.ts';
 import { OP_NAMES } from '../../src/conformance/ops.ts';
-import { decodeCall, decodeResult, encodeCall, OP_WIRE } from '../../src/conformance/protocol.ts';
+import { decodeCall, decodeResult, encodeCall } from '../../src/conformance/protocol.ts';
+import { OP_SPECS } from '../../src/conformance/vocabulary.ts';
 import { FormatError } from '../../src/formats/errors.ts';
 import { decodeTensor, encodeTensor } from '../../src/formats/jsonTensor.ts';
 import { parseSafetensors, serializeSafetensors } from '../../src/formats/safetensors.ts';
@@ -176,7 +177,7 @@ describe('0.5.3 Data formats under fuzzing: every malformed input is a FormatErr
     const where = 'response 1';
     fc.assert(
       fc.property(fc.constantFrom(...OP_NAMES), fc.dictionary(fc.string({ maxLength: 6 }), jsonish, { maxKeys: 4 }), (op, outputs) => {
-        const named = Object.fromEntries(OP_WIRE[op].outputs.map((o, i) => [o, Object.values(outputs)[i] ?? outputs[o]]));
+        const named = Object.fromEntries(OP_SPECS[op].outputs.map((o, i) => [o, Object.values(outputs)[i] ?? outputs[o]]));
         parsesOrNamesTheField(() => decodeResult(op, { ...outputs, ...named }, where), where);
       }),
       { numRuns: RUNS },

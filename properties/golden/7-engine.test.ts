@@ -64,23 +64,26 @@ describe('5.7 The golden replay engine', () => {
     expect(rows.map((r) => r.verdict)).toEqual(['pass', 'pass', 'pass', 'pass']);
   });
 
-  it('rejects a malformed file with a FormatError naming the file and the field  [golden.engine.formatError]', () => {
+  it('turns a malformed record into an error entry naming the file, record and field, and reads the other records  [golden.engine.formatError]', () => {
     const index = new ScheduleIndex();
+    const errorsOf = (file: string, root: unknown) => {
+      const r = readGoldenJson(file, root, index);
+      return { errors: r.skipped.filter((s) => s.kind === 'error').map((s) => `${s.case} › ${s.quantity}: ${s.reason}`), cases: r.cases.length };
+    };
+    const good = readGoldenJson('id_q_functions.json', parse('id_q_functions.json'), index).cases.length;
     const badShape = parse('id_q_functions.json');
     badShape.cases[1].inputs.noise.shape = [3, 2, 5, 4];
-    expect(() => readGoldenJson('id_q_functions.json', badShape, index)).toThrowError(FormatError);
-    try {
-      readGoldenJson('id_q_functions.json', badShape, index);
-    } catch (e) {
-      expect((e as FormatError).file).toBe('id_q_functions.json');
-      expect((e as FormatError).field).toMatch(/^cases\.1\.inputs\.noise/);
-    }
+    const a = errorsOf('id_q_functions.json', badShape);
+    expect(a.errors).toHaveLength(1);
+    expect(a.errors[0]).toMatch(/^cases\[1\] › cases\.1\.inputs\.noise/);
+    expect(a.cases, 'the other records are still read').toBeGreaterThan(0);
+    expect(a.cases).toBeLessThan(good);
     const noT = parse('id_training_losses.json');
     delete noT.cases[3].args.T;
-    expect(() => readGoldenJson('id_training_losses.json', noT, index)).toThrowError(/id_training_losses\.json: cases\.3\.args\.T: missing/);
+    expect(errorsOf('id_training_losses.json', noT).errors).toEqual(['cases[3] › cases.3.args.T: missing']);
     const tOut = parse('id_p_mean_variance.json');
     tOut.cases[0].inputs.t.data[0] = 1000;
-    expect(() => readGoldenJson('id_p_mean_variance.json', tOut, index)).toThrowError(/cases\.0\.inputs\.t\.data: timestep 0 is 1000, outside \{0, …, 999\}/);
+    expect(errorsOf('id_p_mean_variance.json', tOut).errors[0]).toMatch(/^cases\[0\] › cases\.0\.inputs\.t\.data: timestep 0 is 1000, outside \{0, …, 999\}/);
     expect(() => readGoldenJson('id_calc_bpd_loop.json', [], index)).toThrowError(FormatError);
   });
 

@@ -108,7 +108,7 @@ describe('5.8 Precision: one derived bound judges float32 and float64 implementa
 
   it('the laws of the spec hold for both float64 test implementations at the precision they declare  [golden.precision.float64LawsPass]', async () => {
     for (const impl of [float64LogOps(), exactPhiOps()]) {
-      const rows = await runLaws(impl, { arith: impl.precision ?? 'float32' });
+      const rows = await runLaws(impl, { precision: impl.precision ?? 'float32' });
       expect(rows.filter((r) => r.verdict !== 'pass').map((r) => `${r.quantity}: ${r.detail}`), impl.name).toEqual([]);
       expect(rows.length).toBeGreaterThan(10);
     }

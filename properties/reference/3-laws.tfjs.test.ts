@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
-import { DDPM_LAWS, LAW_TOL, type Law } from '../laws/ddpm.ts';
+import { DDPM_LAWS, LAW_TOL, type Law } from '../../src/conformance/ddpmLaws.ts';
 import { referenceOps } from '../../src/conformance/impl/reference.ts';
 import { scaled, TOL } from '../../src/numeric/tolerance.ts';
 import { expectWithin, tensor } from './agree.ts';

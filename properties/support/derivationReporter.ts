@@ -87,7 +87,7 @@ function testLine(test: TestCase, depth: number): TreeLine {
  */
 export function derivationBlocks(modules: ReadonlyArray<TestModule>, root: string): Block[] {
   const blocks: Block[] = [];
-  const ops: Block = { section: sectionNumber(OPS_TITLE), title: OPS_TITLE, file: 'properties/laws/ddpm.ts', order: -1, lines: [] };
+  const ops: Block = { section: sectionNumber(OPS_TITLE), title: OPS_TITLE, file: 'src/conformance/ddpmLaws.ts', order: -1, lines: [] };
   const sorted = [...modules].sort((a, b) => a.moduleId.localeCompare(b.moduleId));
   let order = 0;
   for (const m of sorted) {

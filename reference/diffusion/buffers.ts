@@ -11,15 +11,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { ReferenceArgumentError, finiteArray, oneOf, positiveInt, timesteps, type Timesteps } from './errors.ts';
 
-/** The mean the model predicts: ε, x₀ or x_{t−1}. */
-export const MODEL_MEAN_TYPES = ['EPSILON', 'START_X', 'PREVIOUS_X'] as const;
-export type ModelMeanType = (typeof MODEL_MEAN_TYPES)[number];
-/** The variance of p(x_{t−1}|x_t): fixed (posterior β̃_t or β_t) or learned (log σ² or an interpolation v). */
-export const MODEL_VAR_TYPES = ['FIXED_SMALL', 'FIXED_LARGE', 'LEARNED', 'LEARNED_RANGE'] as const;
-export type ModelVarType = (typeof MODEL_VAR_TYPES)[number];
-/** The training loss. */
-export const LOSS_TYPES = ['MSE', 'RESCALED_MSE', 'KL', 'RESCALED_KL'] as const;
-export type LossType = (typeof LOSS_TYPES)[number];
+// The enums' one declaration is the conformance vocabulary (a zod-only module), in the reference code's spelling.
+import { LossType, ModelMeanType, ModelVarType } from '../../src/conformance/vocabulary.ts';
+export { LossType, ModelMeanType, ModelVarType };
 
 /** The float64 buffers (improved-diffusion's `GaussianDiffusion.__init__` plus the arrays its methods build inline). */
 export interface Buffers64 {
@@ -155,9 +149,9 @@ export class GaussianDiffusion {
     const mean = opts.modelMeanType ?? 'EPSILON';
     const v = opts.modelVarType ?? 'FIXED_SMALL';
     const loss = opts.lossType ?? 'MSE';
-    oneOf(fn, 'modelMeanType', mean, MODEL_MEAN_TYPES);
-    oneOf(fn, 'modelVarType', v, MODEL_VAR_TYPES);
-    oneOf(fn, 'lossType', loss, LOSS_TYPES);
+    oneOf(fn, 'modelMeanType', mean, ModelMeanType.options);
+    oneOf(fn, 'modelVarType', v, ModelVarType.options);
+    oneOf(fn, 'lossType', loss, LossType.options);
     this.modelMeanType = mean;
     this.modelVarType = v;
     this.lossType = loss;

@@ -265,9 +265,14 @@ export async function trainingStep(
   }
 }
 
-/** Memory a backend can give one thread's tensors: wasm's heap is 32-bit (4 GiB); others get the machine's memory. */
+/**
+ * Memory a backend can give one thread's activations: wasm's heap is 32-bit (4 GiB); other backends share the
+ * machine's memory with the host-side copies, the optimiser state and a second thread, and the activation bound
+ * below is a lower bound several times under the true figure, so they get a quarter of it (a batch refused on the
+ * cpu backend at 24 GiB would otherwise be started and end in the out-of-memory killer).
+ */
 export function backendMemoryBytes(backend: string): number {
-  return backend === 'wasm' ? 4 * 2 ** 30 : totalmem();
+  return backend === 'wasm' ? 4 * 2 ** 30 : totalmem() / 4;
 }
 
 /**

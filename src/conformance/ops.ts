@@ -15,56 +15,22 @@
  * - Units: KL and likelihood terms in nats unless the name says bits (`*_bpd`, training `vb`: bits, as the
  *   reference code returns them).
  *
- * Operations an implementation does not support may be left undefined; the checker lists them as skipped.
+ * Operations an implementation does not support may be left undefined; the checker lists them as skipped, as a
+ * whole. The argument and result schemas are in `vocabulary.ts`.
  *
  * @module
  */
 
-import type { Precision } from '../numeric/bounds.ts';
-import { DIFFUSERS_OP_NAMES, type DiffusersOps } from './diffusersOps.ts';
+import type { DiffusersOps } from './diffusersOps.ts';
+import { OP_NAMES, type BufferName, type DiffusionConfig, type LossType, type OpName, type Precision, type ScheduleArgs } from './vocabulary.ts';
+
+export { BUFFER_NAMES, OP_NAMES, type BufferName, type LossType, type ModelMeanType, type ModelVarType, type OpName, type Precision, type ScheduleArgs } from './vocabulary.ts';
 
 /** A dense row-major tensor of doubles. */
 export interface Tensor {
   shape: number[];
   data: Float64Array;
 }
-
-/** Named beta schedules: Ho et al.'s `get_beta_schedule` and improved-diffusion's `get_named_beta_schedule`. */
-export interface ScheduleArgs {
-  /**
-   * `ho`: `get_beta_schedule(name, beta_start, beta_end, T)` with names quad, linear, warmup10, warmup50, const, jsd.
-   * `improved`: `get_named_beta_schedule(name, T)` with names linear (endpoints scaled by 1000/T) and cosine (s = 0.008,
-   * β clipped at `max_beta`, default 0.999).
-   */
-  family: 'ho' | 'improved';
-  name: string;
-  T: number;
-  beta_start?: number;
-  beta_end?: number;
-  max_beta?: number;
-}
-
-/** The buffers GaussianDiffusion precomputes from betas (all float64, length T, indexed by 0-based t). */
-export const BUFFER_NAMES = [
-  'betas',
-  'alphas_cumprod',
-  'alphas_cumprod_prev',
-  'alphas_cumprod_next',
-  'sqrt_alphas_cumprod',
-  'sqrt_one_minus_alphas_cumprod',
-  'log_one_minus_alphas_cumprod',
-  'sqrt_recip_alphas_cumprod',
-  'sqrt_recipm1_alphas_cumprod',
-  'posterior_variance',
-  'posterior_log_variance_clipped',
-  'posterior_mean_coef1',
-  'posterior_mean_coef2',
-] as const;
-export type BufferName = (typeof BUFFER_NAMES)[number];
-
-export type ModelMeanType = 'EPSILON' | 'START_X' | 'PREVIOUS_X';
-export type ModelVarType = 'FIXED_SMALL' | 'FIXED_LARGE' | 'LEARNED' | 'LEARNED_RANGE';
-export type LossType = 'MSE' | 'RESCALED_MSE' | 'KL' | 'RESCALED_KL';
 
 /**
  * The model that drives a loop: either the golden data's TinyModel (a fixed linear map,
@@ -75,21 +41,8 @@ export type ModelSpec =
   | { kind: 'tiny'; W: Tensor; bias: Tensor; tw: Tensor }
   | { kind: 'output'; output: Tensor };
 
-/** Common arguments of the GaussianDiffusion operations. */
-export interface DiffusionArgs {
-  betas: Tensor;
-  model_mean_type?: ModelMeanType;
-  model_var_type?: ModelVarType;
-  /** Rescale timesteps handed to the model to t·1000/T (improved's `rescale_timesteps`). */
-  rescale_timesteps?: boolean;
-  /** For respaced diffusions: the original timestep of each respaced index (handed to the model). */
-  timestep_map?: number[];
-  /**
-   * For respaced diffusions with `rescale_timesteps`: the number of timesteps of the original diffusion; the model
-   * then sees `timestep_map[t] · 1000 / original_num_timesteps`.
-   */
-  original_num_timesteps?: number;
-}
+/** Common arguments of the GaussianDiffusion operations: the betas and the {@link DiffusionConfig}. */
+export type DiffusionArgs = DiffusionConfig & { betas: Tensor };
 
 /** The operations. Every one is optional; all take and return tensors as described above. */
 export interface DiffusionOps extends DiffusersOps {
@@ -178,33 +131,19 @@ export interface DiffusionOps extends DiffusersOps {
   respace?(a: { betas: Tensor; use_timesteps: number[] }): Promise<{ betas: Tensor; timestep_map: number[] }>;
 }
 
-/** The names of the operations, for listing what an implementation supports. */
-export const OP_NAMES = [
-  'schedule',
-  'buffers',
-  'q_sample',
-  'q_mean_variance',
-  'q_posterior_mean_variance',
-  'predict_xstart_from_eps',
-  'predict_xstart_from_xprev',
-  'predict_eps_from_xstart',
-  'p_mean_variance',
-  'normal_kl',
-  'approx_standard_normal_cdf',
-  'discretized_gaussian_log_likelihood',
-  'training_losses',
-  'calc_bpd_loop',
-  'timestep_embedding',
-  'p_sample_step',
-  'ddim_step',
-  'ddim_reverse_step',
-  'space_timesteps',
-  'respace',
-  ...DIFFUSERS_OP_NAMES,
-] as const satisfies ReadonlyArray<Exclude<keyof DiffusionOps, 'name' | 'precision' | 'cdf'>>;
-export type OpName = (typeof OP_NAMES)[number];
-
 /** An operation failed in the implementation with a message (e.g. `space_timesteps` refusing `ddim999`). */
 export class OpError extends Error {
   override name = 'OpError';
 }
+
+/**
+ * The implementation declines these arguments (protocol `error.type = "unsupported"`). For an operation it lists,
+ * a declined case makes the verdict INCOMPLETE; only the optional parts (the gradients of `training_losses`) may be
+ * declined freely.
+ */
+export class OpUnsupported extends OpError {
+  override name = 'OpUnsupported';
+}
+
+/** Every operation of the vocabulary is a method here: adding a name to `OP_NAMES` without its method fails to compile. */
+export const OPS_WITH_METHODS: ReadonlyArray<Exclude<keyof DiffusionOps, 'name' | 'precision' | 'cdf'>> = OP_NAMES;

@@ -5,15 +5,8 @@
  *
  * @module
  */
-import type { DiffusionArgs, DiffusionOps, OpName, Tensor } from '../conformance/ops.ts';
+import type { DiffusionArgs, DiffusionOps, OpName, Precision, Tensor } from '../conformance/ops.ts';
 import type { Tolerance } from '../numeric/tolerance.ts';
-
-/**
- * Diffusion arguments as the golden cases pass them. `original_num_timesteps` is what a respaced diffusion
- * with `rescale_timesteps` scales by (improved's `_WrappedModel`: t_model = map[t]·1000/T_original); it is not
- * (yet) part of {@link DiffusionArgs}, so implementations that do not read it see only the standard fields.
- */
-export type GoldenDiffusionArgs = DiffusionArgs & { original_num_timesteps?: number };
 
 /** The per-element part of a tolerance that depends on the data (an error budget), replacing `atol`. */
 export interface ElementAtol {
@@ -44,7 +37,9 @@ export interface Check {
    * A data-dependent atol per element, replacing `tol.atol`; a function when it needs the implementation
    * (e.g. buffers for an error budget, when the folder does not record them).
    */
-  elementAtol?: ElementAtol | ((impl: DiffusionOps) => Promise<ElementAtol>);
+  elementAtol?: ElementAtol | ((impl: DiffusionOps, ctx: ReplayContext) => Promise<ElementAtol>);
+  /** The arithmetic the implementation declared (set by the engine from {@link ReplayContext}); chooses the tolerance table. */
+  precision?: Precision;
   mask?: Mask;
   /** Compare `Math.fround(actual)` (a float32 buffer computed in float64 and rounded once). */
   fround?: boolean;
@@ -65,15 +60,23 @@ export interface GoldenCase {
   expectError?: string;
   /** Assumptions the reader made about this case, printed with its rows. */
   note?: string;
+  /** Why the implementation may decline this case (`OpUnsupported`) without leaving the check incomplete. */
+  optional?: string;
 }
 
-/** Something a reader did not replay, and why. */
+/**
+ * Something a reader did not replay, and why: `not applicable` (documentation, provenance, an input that is no
+ * operation's output: the reason says which), `not understood` (no reader knows the file, record or field; the
+ * default) or `error` (a record the reader cannot use: `quantity` names the field, `reason` the problem).
+ */
 export interface Skip {
   file: string;
   case?: string;
   quantity?: string;
   reason: string;
+  kind?: SkipKind;
 }
+export type SkipKind = 'not applicable' | 'not understood' | 'error';
 
 /** What a file (or a folder) turns into. */
 export interface GoldenCases {
@@ -81,7 +84,19 @@ export interface GoldenCases {
   skipped: Skip[];
 }
 
-export type Verdict = 'pass' | 'fail' | 'skip' | 'error';
+/**
+ * `pass`, `fail` (outside the tolerance), `error` (the implementation raised, or a record could not be used),
+ * `declined` (an operation the implementation lists answered "unsupported"), `unread` (a file, record or field no
+ * reader understands), `n/a` (not applicable, with the reason), `skip` (the operation is not implemented, or an
+ * optional part was declined).
+ */
+export type Verdict = 'pass' | 'fail' | 'error' | 'declined' | 'unread' | 'n/a' | 'skip';
+
+/** What the engine passes to every comparison and law. */
+export interface ReplayContext {
+  /** The arithmetic the implementation declared (default float32). */
+  precision: Precision;
+}
 
 /** One row of a replay report. */
 export interface Row {
@@ -106,4 +121,4 @@ export interface Row {
   detail: string;
 }
 
-export type { DiffusionOps, OpName, Tensor };
+export type { DiffusionArgs, DiffusionOps, OpName, Tensor };

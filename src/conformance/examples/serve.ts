@@ -18,7 +18,7 @@
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { FormatError } from '../../formats/errors.ts';
-import { OP_NAMES, type DiffusionOps, type OpName } from '../ops.ts';
+import { OP_NAMES, OpUnsupported, type DiffusionOps, type OpName } from '../ops.ts';
 import { PROTOCOL_VERSION, decodeCall, encodeResult } from '../protocol.ts';
 
 /** Options for {@link serve}. */
@@ -28,8 +28,8 @@ export interface ServeOptions {
   /** Shown in the checker's report. */
   notes?: string;
   /**
-   * Decide that some arguments are unsupported (answered with `type: "unsupported"`, so the checker skips the
-   * case instead of failing it). Return a reason, or undefined to go ahead.
+   * Decline some arguments (answered with `type: "unsupported"`: the checker does not check the case, and the
+   * verdict is INCOMPLETE with the case listed). Return a reason, or undefined to go ahead.
    */
   unsupported?: (op: OpName, args: Record<string, unknown>) => string | undefined;
 }
@@ -76,7 +76,7 @@ export async function serve(ops: DiffusionOps, options: ServeOptions = {}): Prom
       await send({ id, outputs: encodeResult(op, result) });
     } catch (e) {
       const err = e as Error;
-      await send({ id, error: { message: err.message, type: e instanceof FormatError ? 'bad_request' : err.name } });
+      await send({ id, error: { message: err.message, type: e instanceof OpUnsupported ? 'unsupported' : e instanceof FormatError ? 'bad_request' : err.name } });
     }
   }
 }

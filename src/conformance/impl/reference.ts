@@ -169,6 +169,7 @@ async function readAll<K extends string>(o: Record<K, tf.Tensor>, image: boolean
 export function referenceOps(): DiffusionOps {
   return {
     name: `reference (tfjs, ${tf.getBackend()})`,
+    precision: 'float32',
     ...diffusersReferenceOps(),
 
     schedule: (a) =>

@@ -27,18 +27,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { z } from 'zod';
 import { FormatError } from '../../formats/errors.ts';
-import { OP_NAMES, OpError, type DiffusionOps, type OpName } from '../ops.ts';
+import { OP_NAMES, OpError, OpUnsupported, type DiffusionOps, type OpName } from '../ops.ts';
 import { HelloResponse, PROTOCOL_VERSION, decodeResult, encodeCall } from '../protocol.ts';
+import { DEFAULT_PRECISION } from '../vocabulary.ts';
 
 /** The implementation broke the protocol, died, or timed out. */
 export class ImplError extends Error {
   override name = 'ImplError';
 }
 
-/** The implementation does not support these arguments (`error.type = "unsupported"`): the case is skipped. */
-export class OpUnsupported extends OpError {
-  override name = 'OpUnsupported';
-}
+export { OpUnsupported };
 
 export interface StdioOptions {
   /** Seconds to wait for the answer to one operation (default 120). */
@@ -415,7 +413,7 @@ export async function connectStdio(command: string, opts: StdioOptions = {}): Pr
     supported,
     unknownOps,
     notes,
-    precision,
+    precision: precision ?? DEFAULT_PRECISION,
     cdf,
     pgid: conn.pgid,
     close: () => conn.close(),

@@ -3,15 +3,17 @@
  *
  * @module
  */
-import type { ModelMeanType, ModelSpec, ModelVarType, LossType, ScheduleArgs } from '../../conformance/ops.ts';
+import type { ModelSpec, ScheduleArgs } from '../../conformance/ops.ts';
+import { LossType, ModelMeanType, ModelVarType } from '../../conformance/vocabulary.ts';
 import { FormatError } from '../../formats/errors.ts';
+import type { Skip } from '../types.ts';
 import { boolField, has, intsOf, numberField, stringField, tensorField, expectShape } from '../tensors.ts';
 import { describeSchedule, parseScheduleName } from '../context.ts';
 import type { Tensor } from '../types.ts';
 
-export const MEAN_TYPES: readonly ModelMeanType[] = ['EPSILON', 'START_X', 'PREVIOUS_X'];
-export const VAR_TYPES: readonly ModelVarType[] = ['FIXED_SMALL', 'FIXED_LARGE', 'LEARNED', 'LEARNED_RANGE'];
-export const LOSS_TYPES: readonly LossType[] = ['MSE', 'RESCALED_MSE', 'KL', 'RESCALED_KL'];
+export const MEAN_TYPES = ModelMeanType.options;
+export const VAR_TYPES = ModelVarType.options;
+export const LOSS_TYPES = LossType.options;
 
 /** An enum field; `undefined` (with the reason) when the value is not one the vocabulary knows. */
 export function enumField<T extends string>(root: unknown, path: string, file: string, allowed: readonly T[]): { value?: T; unknown?: string } {
@@ -59,6 +61,20 @@ export function optBool(root: unknown, path: string, file: string, dflt: boolean
   const v = (parent as Record<string, unknown>)[head];
   if (typeof v !== 'boolean') throw new FormatError(file, path, `expected true or false, got ${JSON.stringify(v)}`);
   return v;
+}
+
+/**
+ * Read one record of a file. A record the reader cannot use (a {@link FormatError}: a missing or malformed field)
+ * becomes an error entry naming the file, the record, the field and the problem, and the other records are still
+ * read.
+ */
+export function guarded(skipped: Skip[], file: string, record: string, read: () => void): void {
+  try {
+    read();
+  } catch (e) {
+    if (!(e instanceof FormatError)) throw e;
+    skipped.push({ file, case: record, quantity: e.field, reason: e.problem, kind: 'error' });
+  }
 }
 
 /** `[1,0,2]` for ids. */

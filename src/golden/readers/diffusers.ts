@@ -10,7 +10,9 @@
 import { override } from '../../numeric/tolerance.ts';
 import { has, index0, intsOf, listField, numberField, objectField, size, stringField, tensorField } from '../tensors.ts';
 import type { Check, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
-import type { DiffusersArgs } from '../../conformance/diffusersOps.ts';
+import type { DiffusersArgs } from '../../conformance/vocabulary.ts';
+import { FormatError } from '../../formats/errors.ts';
+import { guarded } from './common.ts';
 
 const EXACT = override({ rtol: 0, atol: 0 }, 'integer timesteps: exact');
 /** Buffers: torch.linspace's vectorised kernel rounds ≤ 1 ulp from its per-element formula (≤ 2 ulp in ᾱ, after √ and ²). */
@@ -53,7 +55,7 @@ const check = (quantity: string, expected: Tensor, tol = STEP): Check => ({ quan
 export function readDiffusersSetTimesteps(file: string, root: unknown): GoldenCases {
   const cases: GoldenCase[] = [];
   const skipped: Skip[] = [];
-  listField(root, 'cases', file).forEach((_, i) => {
+  listField(root, 'cases', file).forEach((_, i) => guarded(skipped, file, `cases[${i}]`, () => {
     const p = `cases.${i}`;
     const a: DiffusersArgs & { num_inference_steps: number } = {
       num_train_timesteps: numberField(root, `${p}.T`, file, { integer: true, min: 1 }),
@@ -67,16 +69,18 @@ export function readDiffusersSetTimesteps(file: string, root: unknown): GoldenCa
       file,
       case: id,
       quantity: 'ddpm_previous_timestep, ddim_prev_timestep, ddim_equal_to_ddpm',
-      reason: "not applicable: derived from the timesteps (DDPM: the next entry, −1 after the last; DDIM: t − T//n), checked inside the step cases and by [ddpm.diffusers.timestepsEqUpstream]",
+      kind: 'not applicable',
+      reason: 'derived from the timesteps (DDPM: the next entry, −1 after the last; DDIM: t − T//n): checked inside the step cases and by [ddpm.diffusers.timestepsEqUpstream]',
     });
-  });
+  }));
   return { cases, skipped };
 }
 
 /** `diffusers_variance.json`: DDPM `_get_variance`; DDIM's is the σ² inside its step (replayed by the loop cases). */
 export function readDiffusersVariance(file: string, root: unknown): GoldenCases {
   const cases: GoldenCase[] = [];
-  listField(root, 'ddpm', file).forEach((_, i) => {
+  const skipped: Skip[] = [];
+  listField(root, 'ddpm', file).forEach((_, i) => guarded(skipped, file, `ddpm[${i}]`, () => {
     const p = `ddpm.${i}`;
     const rec = objectField(root, p, file);
     const n = rec.n === null ? null : numberField(root, `${p}.n`, file, { integer: true, min: 1 });
@@ -91,15 +95,18 @@ export function readDiffusersVariance(file: string, root: unknown): GoldenCases 
     const pv = rec.predicted_variance === null ? { shape: [1], data: Float64Array.of(0) } : tensorField(root, `${p}.predicted_variance`, file);
     const id = `ddpm[${i}] ${a.beta_schedule} T=${a.num_train_timesteps} n=${n ?? 'full'} ${a.variance_type} t=${a.t}`;
     cases.push({ file, id, op: 'diffusers_ddpm_variance', checks: [check('variance', tensorField(root, `${p}.variance`, file), VARIANCE)], run: async (impl) => impl.diffusers_ddpm_variance!(a, pv) });
-  });
-  const skipped: Skip[] = [{ file, case: 'ddim[*]', reason: "not applicable: DDIM's _get_variance is the σ²/η² inside DDIMScheduler.step (replayed by diffusers_loops.json) and is checked by [ddpm.diffusers.varianceEqUpstream]" }];
+  }));
+  if (has(root, 'ddim')) {
+    skipped.push({ file, case: 'ddim[*]', kind: 'not applicable', reason: "DDIM's _get_variance is the σ²/η² inside DDIMScheduler.step (replayed by diffusers_loops.json): checked by [ddpm.diffusers.varianceEqUpstream]" });
+  }
   return { cases, skipped };
 }
 
 /** `diffusers_buffers.json`. */
 export function readDiffusersBuffers(file: string, root: unknown): GoldenCases {
   const cases: GoldenCase[] = [];
-  listField(root, 'cases', file).forEach((_, i) => {
+  const skipped: Skip[] = [];
+  listField(root, 'cases', file).forEach((_, i) => guarded(skipped, file, `cases[${i}]`, () => {
     const p = `cases.${i}`;
     const a = configOf(root, `${p}.config`, file);
     const tol = a.rescale_betas_zero_snr ? BUFFERS_ZSNR : BUFFERS;
@@ -107,8 +114,8 @@ export function readDiffusersBuffers(file: string, root: unknown): GoldenCases {
     if (has(objectField(root, p, file), 'final_alpha_cumprod')) checks.push(check('final_alpha_cumprod', tensorField(root, `${p}.final_alpha_cumprod`, file), tol));
     const id = `cases[${i}] ${stringField(root, `${p}.scheduler`, file)} ${a.beta_schedule}${a.rescale_betas_zero_snr ? ' zero-SNR' : ''}`;
     cases.push({ file, id, op: 'diffusers_buffers', checks, run: async (impl) => impl.diffusers_buffers!(a) });
-  });
-  return { cases, skipped: [] };
+  }));
+  return { cases, skipped };
 }
 
 /** Step k of a stacked [S, …] tensor. */
@@ -119,7 +126,7 @@ export function readDiffusersLoops(file: string, root: unknown): GoldenCases {
   const cases: GoldenCase[] = [];
   const skipped: Skip[] = [];
   const xT = tensorField(root, 'x_T', file);
-  listField(root, 'cases', file).forEach((_, i) => {
+  listField(root, 'cases', file).forEach((_, i) => guarded(skipped, file, `cases[${i}]`, () => {
     const p = `cases.${i}`;
     const rec = objectField(root, p, file);
     const sched = stringField(root, `${p}.scheduler`, file);
@@ -132,7 +139,7 @@ export function readDiffusersLoops(file: string, root: unknown): GoldenCases {
       const id = `cases[${i}] ${sched} "${name}" step ${k} (t = ${t})`;
       const sample = k === 0 ? xT : at(prev, k - 1, file, `${p}.prev_sample`);
       if (!sample.data.every(Number.isFinite)) {
-        skipped.push({ file, case: id, reason: "not applicable: the recorded input is NaN (diffusers' fixed_large_log draws with σ = √(log β′), NaN from the first step, which is compared)" });
+        skipped.push({ file, case: id, kind: 'not applicable', reason: "the recorded input is NaN (diffusers' fixed_large_log draws with σ = √(log β′), NaN from the first step, which is compared)" });
         return;
       }
       const mo = at(out, k, file, `${p}.model_output`);
@@ -143,8 +150,7 @@ export function readDiffusersLoops(file: string, root: unknown): GoldenCases {
         { ...check('pred_original_sample', at(x0, k, file, `${p}.pred_original_sample`)), elementAtol },
       ];
       if (size(mo.shape) !== size(sample.shape) && size(mo.shape) !== 2 * size(sample.shape)) {
-        skipped.push({ file, case: id, reason: `model_output has ${size(mo.shape)} values for a sample of ${size(sample.shape)}` });
-        return;
+        throw new FormatError(file, `${p}.model_output`, `step ${k} has ${size(mo.shape)} values for a sample of ${size(sample.shape)} (expected as many, or twice as many for a learned variance)`);
       }
       if (sched === 'DDPMScheduler') {
         const a = { ...cfg, num_inference_steps: n, t };
@@ -160,6 +166,6 @@ export function readDiffusersLoops(file: string, root: unknown): GoldenCases {
         cases.push({ file, id, op: 'diffusers_ddim_step', checks, run: async (impl) => impl.diffusers_ddim_step!(a, mo, sample, z) });
       }
     });
-  });
+  }));
   return { cases, skipped };
 }

@@ -11,6 +11,7 @@ import { override } from '../../numeric/tolerance.ts';
 import { expectShape, has, listField, numberField, objectField, q, stringField, tensorField } from '../tensors.ts';
 import { GOLDEN_TOL } from '../tolerances.ts';
 import type { Check, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
+import { guarded } from './common.ts';
 
 /** Which flavour replays which recorded column; diffusers' columns name the column they must equal. */
 const COLUMNS: Record<string, { flavor: 'ho' | 'improved'; sameAs?: string }> = {
@@ -37,7 +38,8 @@ function embeddingCheck(expected: Tensor, t: Tensor): Check {
 export function readTimestepEmbedding(file: string, root: unknown): GoldenCases {
   const cases: GoldenCase[] = [];
   const skipped: Skip[] = [];
-  listField(root, 'records', file).forEach((_, ri) => {
+  listField(root, 'records', file).forEach((_, ri) => 
+    guarded(skipped, file, `records[${ri}]`, () => {
     const p = `records.${ri}`;
     const rec = objectField(root, p, file);
     const dim = numberField(root, `${p}.dim`, file, { integer: true, min: 1 });
@@ -61,14 +63,14 @@ export function readTimestepEmbedding(file: string, root: unknown): GoldenCases 
         const ref = rec[col.sameAs];
         const refErr = typeof ref === 'object' && ref !== null && 'error' in ref;
         if (refErr !== (err !== undefined)) {
-          skipped.push({ file, case: id, reason: `here diffusers ${err ? `raises (${err})` : 'returns a value (NaN or a number)'} where ${col.sameAs} ${refErr ? 'raises' : 'returns a value'}; the ${col.flavor} flavour follows ${col.sameAs}` });
+          skipped.push({ file, case: id, kind: 'not applicable', reason: `here diffusers ${err ? `raises (${err})` : 'returns a value (NaN or a number)'} where ${col.sameAs} ${refErr ? 'raises' : 'returns a value'}; the ${col.flavor} flavour follows ${col.sameAs}` });
           continue;
         }
         if (!refErr && looksLikeTensor(ref) && looksLikeTensor(v)) {
           const a = tensorField(root, `${p}.${q(col.sameAs)}`, file);
           const b = tensorField(root, `${p}.${q(key)}`, file);
           if (a.shape.join() !== b.shape.join()) {
-            skipped.push({ file, case: id, reason: `here diffusers returns shape [${b.shape.join(',')}] where ${col.sameAs} returns [${a.shape.join(',')}]; the ${col.flavor} flavour follows ${col.sameAs}` });
+            skipped.push({ file, case: id, kind: 'not applicable', reason: `here diffusers returns shape [${b.shape.join(',')}] where ${col.sameAs} returns [${a.shape.join(',')}]; the ${col.flavor} flavour follows ${col.sameAs}` });
             continue;
           }
         }
@@ -83,6 +85,6 @@ export function readTimestepEmbedding(file: string, root: unknown): GoldenCases 
       if (expected.shape.length !== 2 || expected.shape[0] !== N) throw new FormatError(file, `${p}.${q(key)}.shape`, `expected [${N}, ·], got [${expected.shape.join(',')}]`);
       cases.push({ file, id, op: 'timestep_embedding', checks: [embeddingCheck(expected, t)], run: async (impl) => impl.timestep_embedding!({ flavor, dim }, t) });
     }
-  });
+  }));
   return { cases, skipped };
 }

@@ -15,7 +15,7 @@ import { differenceBound } from '../../numeric/bounds.ts';
 import { fmt } from '../../numeric/close.ts';
 import type { Tolerance } from '../../numeric/tolerance.ts';
 import type { Check, ElementAtol, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
-import { diffusionCaseHeader, list, scheduleOf, timestepsField } from './common.ts';
+import { diffusionCaseHeader, guarded, list, scheduleOf, timestepsField } from './common.ts';
 
 /** Elements per batch example of an image tensor. */
 const inner = (t: Tensor): number => t.data.length / t.shape[0];
@@ -57,7 +57,8 @@ function need(bufs: Record<string, Float64Array>, name: string, sched: ScheduleA
 export function readQFunctions(file: string, root: unknown, index: ScheduleIndex): GoldenCases {
   const cases: GoldenCase[] = [];
   const skipped: Skip[] = [];
-  listField(root, 'cases', file).forEach((_, ci) => {
+  listField(root, 'cases', file).forEach((_, ci) => 
+    guarded(skipped, file, `cases[${ci}]`, () => {
     const p = `cases.${ci}`;
     const { name, T } = scheduleOf(root, `${p}.args`, file);
     const sched = parseScheduleName(name, T);
@@ -209,7 +210,7 @@ export function readQFunctions(file: string, root: unknown, index: ScheduleIndex
         });
       }
     }
-  });
+  }));
   return { cases, skipped };
 }
 
@@ -217,7 +218,8 @@ export function readQFunctions(file: string, root: unknown, index: ScheduleIndex
 export function readPMeanVariance(file: string, root: unknown, index: ScheduleIndex): GoldenCases {
   const cases: GoldenCase[] = [];
   const skipped: Skip[] = [];
-  listField(root, 'cases', file).forEach((_, ci) => {
+  listField(root, 'cases', file).forEach((_, ci) => 
+    guarded(skipped, file, `cases[${ci}]`, () => {
     const p = `cases.${ci}`;
     const h = diffusionCaseHeader(root, p, file);
     const { T, sched, clip, id } = h;
@@ -259,6 +261,6 @@ export function readPMeanVariance(file: string, root: unknown, index: ScheduleIn
           t,
         ),
     });
-  });
+  }));
   return { cases, skipped };
 }

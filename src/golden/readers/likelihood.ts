@@ -76,7 +76,7 @@ export function readLossesElementwise(file: string, root: unknown): GoldenCases 
             run: async (impl) => impl.approx_standard_normal_cdf!(x),
           });
         } else if (key.endsWith('_NOT_REFERENCE')) {
-          skipped.push({ file, case: `${group}.${key}`, reason: 'labelled _NOT_REFERENCE: an exact CDF for context, not an output of the reference code' });
+          skipped.push({ file, case: `${group}.${key}`, reason: 'labelled _NOT_REFERENCE: an exact CDF for context, not an output of the reference code', kind: 'not applicable' });
         } else {
           skipped.push({ file, case: `${group}.${key}`, reason: 'no reader for this output' });
         }

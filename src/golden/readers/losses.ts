@@ -11,7 +11,7 @@ import { describeSchedule, parseScheduleName, type ScheduleIndex } from '../cont
 import { concat0, expectShape, has, index0, intListField, listField, objectField, q, tensorField } from '../tensors.ts';
 import { decoderBitsAtol, decoderReason, GOLDEN_TOL, gradTol } from '../tolerances.ts';
 import type { Check, DiffusionOps, GoldenCase, GoldenCases, Skip, Tensor } from '../types.ts';
-import { LOSS_TYPES, MEAN_TYPES, VAR_TYPES, enumField, list, optBool, scheduleOf, timestepsField, tinyModelField, diffusionCaseHeader } from './common.ts';
+import { LOSS_TYPES, MEAN_TYPES, VAR_TYPES, enumField, guarded, list, optBool, scheduleOf, timestepsField, tinyModelField, diffusionCaseHeader } from './common.ts';
 
 /**
  * A bits tolerance per example: `tol` scaled by `factor`, and where t = 0 the decoder term's derived bound (scaled
@@ -48,7 +48,8 @@ function bitsCheck(
 export function readTrainingLosses(file: string, root: unknown, index: ScheduleIndex): GoldenCases {
   const cases: GoldenCase[] = [];
   const skipped: Skip[] = [];
-  listField(root, 'cases', file).forEach((_, ci) => {
+  listField(root, 'cases', file).forEach((_, ci) => 
+    guarded(skipped, file, `cases[${ci}]`, () => {
     const p = `cases.${ci}`;
     const { name, T } = scheduleOf(root, `${p}.args`, file);
     const sched = parseScheduleName(name, T);
@@ -97,7 +98,7 @@ export function readTrainingLosses(file: string, root: unknown, index: ScheduleI
       const factor = lt === 'RESCALED_KL' && src === 'loss' ? T : lt === 'RESCALED_MSE' && src === 'vb' ? T / 1000 : 1;
       return Math.max(0, ...tv.map((s, b) => (s === 0 ? v[b] / factor : 0)));
     };
-    let wantGrads = false;
+    const gradChecks: Check[] = [];
     if (has(root, `cases`) && has(objectField(root, p, file), 'grads')) {
       const g = objectField(root, `${p}.grads`, file);
       for (const key of Object.keys(g)) {
@@ -106,7 +107,6 @@ export function readTrainingLosses(file: string, root: unknown, index: ScheduleI
           skipped.push({ file, case: id, quantity: `grads.${key}`, reason: 'no reader for this gradient' });
           continue;
         }
-        wantGrads = true;
         for (const param of ['W', 'bias', 'tw'] as const) {
           const e = tensorField(root, `${p}.grads.${q(key)}.${param}`, file);
           expectShape(e, model[param].shape, file, `${p}.grads.${q(key)}.${param}`);
@@ -118,40 +118,46 @@ export function readTrainingLosses(file: string, root: unknown, index: ScheduleI
           if (bits > GOLDEN_TOL.decoderTrapBits && bits < GOLDEN_TOL.decoderClampBits - 1) {
             check.mask = { keep: new Uint8Array(e.data.length), reason: GOLDEN_TOL.decoderTrapGradMask };
           }
-          checks.push(check);
+          gradChecks.push(check);
         }
       }
     }
     for (const k of Object.keys(objectField(root, p, file))) {
-      if (k === 't_seen_by_model') skipped.push({ file, case: id, quantity: k, reason: 'the timesteps the model saw are not an output of training_losses; they enter every term through the model' });
+      if (k === 't_seen_by_model') skipped.push({ file, case: id, quantity: k, kind: 'not applicable', reason: 'the timesteps the model saw are not an output of training_losses; they enter every term through the model' });
       else if (!['args', 'inputs', 'outputs', 'grads'].includes(k)) skipped.push({ file, case: id, quantity: k, reason: 'no reader for this field' });
     }
     const meanType: ModelMeanType = mean.value;
     const varType: ModelVarType = vart.value;
-    cases.push({
-      file,
-      id: `${id} t=${list(tv)}`,
-      op: 'training_losses',
-      checks,
-      run: async (impl) => {
-        const r = await impl.training_losses!(
-          { betas: await index.betas(sched, impl), loss_type: lt, model_mean_type: meanType, model_var_type: varType, rescale_timesteps: rescale, grads: wantGrads },
-          model,
-          x0,
-          t,
-          noise,
-        );
-        const out: Record<string, Tensor> = {};
-        for (const [k, v] of Object.entries(r.terms)) out[`terms.${k}`] = v;
-        for (const [k, g] of Object.entries(r.grads ?? {})) {
-          out[`grads.${k}.W`] = g.W;
-          out[`grads.${k}.bias`] = g.bias;
-          out[`grads.${k}.tw`] = g.tw;
-        }
-        return out;
-      },
-    });
-  });
+    // The terms and the gradients are asked separately: an implementation without gradients still has its terms checked.
+    const call = async (impl: DiffusionOps, grads: boolean): Promise<Record<string, Tensor>> => {
+      const r = await impl.training_losses!(
+        { betas: await index.betas(sched, impl), loss_type: lt, model_mean_type: meanType, model_var_type: varType, rescale_timesteps: rescale, ...(grads ? { grads } : {}) },
+        model,
+        x0,
+        t,
+        noise,
+      );
+      const out: Record<string, Tensor> = {};
+      for (const [k, v] of Object.entries(r.terms)) out[`terms.${k}`] = v;
+      for (const [k, g] of Object.entries(r.grads ?? {})) {
+        out[`grads.${k}.W`] = g.W;
+        out[`grads.${k}.bias`] = g.bias;
+        out[`grads.${k}.tw`] = g.tw;
+      }
+      return out;
+    };
+    cases.push({ file, id: `${id} t=${list(tv)}`, op: 'training_losses', checks, run: (impl) => call(impl, false) });
+    if (gradChecks.length > 0) {
+      cases.push({
+        file,
+        id: `${id} t=${list(tv)}: gradients`,
+        op: 'training_losses',
+        checks: gradChecks,
+        optional: 'the gradients of training_losses are optional; its terms are checked on their own',
+        run: (impl) => call(impl, true),
+      });
+    }
+  }));
   return { cases, skipped };
 }
 
@@ -163,7 +169,8 @@ export function readTrainingLosses(file: string, root: unknown, index: ScheduleI
 export function readCalcBpdLoop(file: string, root: unknown, index: ScheduleIndex): GoldenCases {
   const cases: GoldenCase[] = [];
   const skipped: Skip[] = [];
-  listField(root, 'cases', file).forEach((_, ci) => {
+  listField(root, 'cases', file).forEach((_, ci) => 
+    guarded(skipped, file, `cases[${ci}]`, () => {
     const p = `cases.${ci}`;
     const h = diffusionCaseHeader(root, p, file);
     const { T, sched, clip, id } = h;
@@ -258,6 +265,6 @@ export function readCalcBpdLoop(file: string, root: unknown, index: ScheduleInde
         return { ...r };
       },
     });
-  });
+  }));
   return { cases, skipped };
 }

@@ -13,14 +13,14 @@ import { FormatError } from '../../formats/errors.ts';
 import { describeSchedule, parseScheduleName, type ScheduleIndex } from '../context.ts';
 import { boolField, concat0, expectShape, has, index0, intListField, merge01, numberField, objectField, q, scale, stringField, tensor, tensorField } from '../tensors.ts';
 import { GOLDEN_TOL } from '../tolerances.ts';
-import type { Check, GoldenCase, GoldenCases, GoldenDiffusionArgs, Skip, Tensor } from '../types.ts';
-import { MEAN_TYPES, VAR_TYPES, enumField, scheduleOf, tinyModelField } from './common.ts';
+import type { Check, GoldenCase, GoldenCases, DiffusionArgs, Skip, Tensor } from '../types.ts';
+import { MEAN_TYPES, VAR_TYPES, enumField, guarded, scheduleOf, tinyModelField } from './common.ts';
 
 interface StepRun {
   file: string;
   id: string;
   op: Extract<OpName, 'p_sample_step' | 'ddim_step' | 'ddim_reverse_step'>;
-  args: (impl: DiffusionOps) => Promise<GoldenDiffusionArgs & { clip_denoised: boolean; eta?: number }>;
+  args: (impl: DiffusionOps) => Promise<DiffusionArgs & { clip_denoised: boolean; eta?: number }>;
   model: ModelSpec;
   start: Tensor;
   trajectory: Tensor;
@@ -87,12 +87,17 @@ export function readSamplingTiny(file: string, root: unknown, index: ScheduleInd
   const xT = has(top, 'x_T') ? tensorField(root, 'x_T', file) : undefined;
   for (const key of Object.keys(top)) {
     if (key === 'meta' || key === 'env' || key === 'x_T') continue;
+    guarded(skipped, file, key, () => readRecord(key));
+  }
+  return { cases, skipped };
+
+  function readRecord(key: string): void {
     if (key === 'runs') {
       if (!xT) throw new FormatError(file, 'x_T', 'missing: the runs start from it');
       const B = xT.shape[0];
       const runs = objectField(root, '', file).runs as unknown[];
       if (!Array.isArray(runs)) throw new FormatError(file, 'runs', 'expected a list');
-      runs.forEach((_, ri) => {
+      runs.forEach((_, ri) => guarded(skipped, file, `runs[${ri}]`, () => {
         const p = `runs.${ri}`;
         const loop = stringField(root, `${p}.loop`, file);
         const { name, T } = scheduleOf(root, p, file);
@@ -189,7 +194,7 @@ export function readSamplingTiny(file: string, root: unknown, index: ScheduleInd
             skipped.push({ file, case: `runs[${ri}]`, quantity: k, reason: 'no reader for this field' });
           }
         }
-      });
+      }));
     } else if (key === 'space_timesteps') {
       const rec = objectField(root, key, file);
       for (const k of Object.keys(rec)) {
@@ -220,23 +225,30 @@ export function readSamplingTiny(file: string, root: unknown, index: ScheduleInd
     } else if (key.startsWith('spaced_')) {
       if (!xT) throw new FormatError(file, 'x_T', 'missing: the runs start from it');
       const p = key;
-      const base = scheduleOf(root, `${p}.args`, file, 'base_schedule', 'base_T');
-      const sched = parseScheduleName(base.name, base.T);
-      const section = valueString(root, `${p}.args.section_counts`, file);
-      const rescale = boolField(root, `${p}.args.rescale_timesteps`, file);
-      const mean = enumField(root, `${p}.args.model_mean_type`, file, MEAN_TYPES);
-      const vart = enumField(root, `${p}.args.model_var_type`, file, VAR_TYPES);
-      const clip = boolField(root, `${p}.args.clip_denoised`, file);
+      const rec = objectField(root, p, file);
       const map = intListField(root, `${p}.timestep_map`, file);
       const betas = tensorField(root, `${p}.betas`, file);
       const Tn = map.length;
       expectShape(betas, [Tn], file, `${p}.betas`);
+      // What the record itself says first: without `args`, the base schedule and section counts come from the key
+      // (`spaced_<section_counts>_<schedule><T>`), and the steps run on the recorded respaced betas and map.
+      const hasArgs = has(rec, 'args');
+      const fromKey = /^spaced_(.+)_([a-z]+?)(\d+)$/.exec(key);
+      if (!hasArgs && !fromKey) throw new FormatError(file, `${p}.args`, 'missing, and the key does not name the base schedule (spaced_<section_counts>_<schedule><T>)');
+      const base = hasArgs ? scheduleOf(root, `${p}.args`, file, 'base_schedule', 'base_T') : { name: fromKey![2], T: Number(fromKey![3]) };
+      const sched = parseScheduleName(base.name, base.T);
+      const section = hasArgs ? valueString(root, `${p}.args.section_counts`, file) : fromKey![1];
+      const notes: string[] = hasArgs ? [] : ['args not recorded: base schedule and section counts read from the record\'s key'];
+      // t·1000/T_original is t itself when T_original = 1000, so the flag need not be recorded there.
+      const rescale = hasArgs ? boolField(root, `${p}.args.rescale_timesteps`, file) : base.T === 1000 ? false : undefined;
+      const mean = hasArgs ? enumField(root, `${p}.args.model_mean_type`, file, MEAN_TYPES) : { value: undefined, unknown: undefined };
+      const vart = hasArgs ? enumField(root, `${p}.args.model_var_type`, file, VAR_TYPES) : { value: undefined, unknown: undefined };
+      const clip = hasArgs ? boolField(root, `${p}.args.clip_denoised`, file) : undefined;
       const id = `${key} (${describeSchedule(sched)} → ${JSON.stringify(section)}${rescale ? ', rescaled t' : ''})`;
-      if (!mean.value || !vart.value) {
+      if (mean.unknown || vart.unknown) {
         skipped.push({ file, case: id, reason: (mean.unknown ?? vart.unknown)! });
-        continue;
+        return;
       }
-      const rec = objectField(root, p, file);
       cases.push({
         file,
         id: `${id}: space_timesteps`,
@@ -271,42 +283,48 @@ export function readSamplingTiny(file: string, root: unknown, index: ScheduleInd
           run: async (impl) => ({ alphas_cumprod: (await impl.buffers!({ betas })).alphas_cumprod }),
         });
       }
+      for (const k of Object.keys(rec)) {
+        if (k === 't_seen_by_model_per_step') skipped.push({ file, case: id, quantity: k, kind: 'not applicable', reason: 'the timesteps the model saw are not an output of the step operations; they enter every step through the model' });
+        else if (!['args', 'timestep_map', 'betas', 'alphas_cumprod', 'model', 'ddim_eta0_trajectory', 'ddim_eta0_pred_xstart', 'ancestral_noise', 'ancestral_trajectory'].includes(k)) {
+          skipped.push({ file, case: id, quantity: k, reason: 'no reader for this field' });
+        }
+      }
+      const hasSteps = has(rec, 'ddim_eta0_trajectory') || has(rec, 'ancestral_trajectory');
+      if (hasSteps && (mean.value === undefined || vart.value === undefined || clip === undefined || rescale === undefined)) {
+        const need = [mean.value === undefined && 'model_mean_type', vart.value === undefined && 'model_var_type', clip === undefined && 'clip_denoised', rescale === undefined && 'rescale_timesteps'].filter(Boolean).join(', ');
+        throw new FormatError(file, `${p}.args`, `missing: the step cases need ${need} (space_timesteps, respace and the buffers of this record are still checked)`);
+      }
+      if (!hasSteps) return;
       const model = tinyModelField(root, `${p}.model`, file);
-      const a: GoldenDiffusionArgs & { clip_denoised: boolean } = {
+      const a: DiffusionArgs & { clip_denoised: boolean } = {
         betas,
         timestep_map: map,
         rescale_timesteps: rescale,
         original_num_timesteps: base.T,
         model_mean_type: mean.value,
         model_var_type: vart.value,
-        clip_denoised: clip,
+        clip_denoised: clip!,
       };
+      const note = notes.length > 0 ? notes.join('; ') : undefined;
       const forward = Array.from({ length: Tn }, (_, i) => Tn - 1 - i);
       if (has(rec, 'ddim_eta0_trajectory')) {
         const traj = tensorField(root, `${p}.ddim_eta0_trajectory`, file);
         expectShape(traj, [Tn, ...xT.shape], file, `${p}.ddim_eta0_trajectory`);
         const pred = has(rec, 'ddim_eta0_pred_xstart') ? tensorField(root, `${p}.ddim_eta0_pred_xstart`, file) : undefined;
         if (pred) expectShape(pred, [Tn, ...xT.shape], file, `${p}.ddim_eta0_pred_xstart`);
-        cases.push(stepCase({ file, id: `${id}: DDIM η=0`, op: 'ddim_step', args: async () => ({ ...a, eta: 0 }), model, start: xT, trajectory: traj, predXstart: pred, ts: forward }));
+        cases.push(stepCase({ file, id: `${id}: DDIM η=0`, op: 'ddim_step', args: async () => ({ ...a, eta: 0 }), model, start: xT, trajectory: traj, predXstart: pred, ts: forward, note }));
       }
       if (has(rec, 'ancestral_trajectory')) {
         const traj = tensorField(root, `${p}.ancestral_trajectory`, file);
         expectShape(traj, [Tn, ...xT.shape], file, `${p}.ancestral_trajectory`);
         const noise = tensorField(root, `${p}.ancestral_noise`, file);
         expectShape(noise, [Tn, ...xT.shape], file, `${p}.ancestral_noise`);
-        cases.push(stepCase({ file, id: `${id}: ancestral`, op: 'p_sample_step', args: async () => a, model, start: xT, trajectory: traj, noise, ts: forward }));
-      }
-      for (const k of Object.keys(rec)) {
-        if (k === 't_seen_by_model_per_step') skipped.push({ file, case: id, quantity: k, reason: 'the timesteps the model saw are not an output of the step operations; they enter every step through the model' });
-        else if (!['args', 'timestep_map', 'betas', 'alphas_cumprod', 'model', 'ddim_eta0_trajectory', 'ddim_eta0_pred_xstart', 'ancestral_noise', 'ancestral_trajectory'].includes(k)) {
-          skipped.push({ file, case: id, quantity: k, reason: 'no reader for this field' });
-        }
+        cases.push(stepCase({ file, id: `${id}: ancestral`, op: 'p_sample_step', args: async () => a, model, start: xT, trajectory: traj, noise, ts: forward, note }));
       }
     } else {
       skipped.push({ file, case: key, reason: 'no reader for this record' });
     }
   }
-  return { cases, skipped };
 }
 
 function valueString(root: unknown, path: string, file: string): string | number[] {

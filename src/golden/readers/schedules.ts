@@ -48,7 +48,7 @@ function bufferCases(
       continue;
     }
     if (!isBufferName(name)) {
-      skipped.push({ file, case: id, quantity: name, reason: INLINE_ARRAYS[name] ?? 'not an output of the buffers operation; no reader for it' });
+      skipped.push(INLINE_ARRAYS[name] ? { file, case: id, quantity: name, reason: INLINE_ARRAYS[name], kind: 'not applicable' } : { file, case: id, quantity: name, reason: 'not an output of the buffers operation; no reader for it' });
       continue;
     }
     const check: Check = { quantity: name, expected, tol: opts.float32 ? GOLDEN_TOL.buffers32 : GOLDEN_TOL.buffers64, fround: opts.float32 };

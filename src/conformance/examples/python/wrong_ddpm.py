@@ -17,7 +17,8 @@ The two mistakes (both are conventions found in public code, which is what makes
    this file uses the model's own ε (for ε-prediction), so DDIM steps differ wherever clipping was active.
 
 `--fixed` turns both off: the same code then passes every check, which shows that the report blames exactly the
-two mistakes. Apart from them this is a straightforward implementation of the reference code's maths and can
+two mistakes. `--mutant rescaled-mse-weight` adds a third (RESCALED_MSE without its T/1000 weight on the vb term),
+which the loss terms alone catch: this example computes no gradients, and its terms are still checked. Apart from them this is a straightforward implementation of the reference code's maths and can
 serve as a template (see docs/conformance.md). Needs numpy only.
 """
 
@@ -31,6 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ddpm_protocol import Unsupported, serve  # noqa: E402
 
 FIXED = "--fixed" in sys.argv[1:]
+MUTANT = sys.argv[sys.argv.index("--mutant") + 1] if "--mutant" in sys.argv[1:] else None
 # The reference code compares x with ±0.999 in float32, where 0.999 rounds to 0.99900001287...
 EDGE = float(np.float32(0.999))
 
@@ -306,7 +308,8 @@ def loss_terms(args, i, params):
     if vt in ("LEARNED", "LEARNED_RANGE"):
         # The variance part is learned through the bound only (the reference detaches the mean part there).
         fixed = out
-        terms["vb"] = vb_terms_bits(args, B, lambda *_: fixed, x0, xt, t, False)[0] * (T / 1000.0 if lt == "RESCALED_MSE" else 1)
+        weight = T / 1000.0 if lt == "RESCALED_MSE" and MUTANT != "rescaled-mse-weight" else 1
+        terms["vb"] = vb_terms_bits(args, B, lambda *_: fixed, x0, xt, t, False)[0] * weight
         out = out[:, :C]
     mt = args.get("model_mean_type", "EPSILON")
     target = {"PREVIOUS_X": q_posterior_(B, x0, xt, t)[0], "START_X": x0, "EPSILON": noise}[mt]

@@ -29,7 +29,7 @@ function available(): boolean {
 }
 const bad = (r: ReportRow): boolean => r.verdict === 'fail' || r.verdict === 'error';
 
-describe('8.7 The diffusers adapter against the data recorded from diffusers', () => {
+describe('8.9 The diffusers adapter against the data recorded from diffusers', () => {
   it.skipIf(!available())(
     'diffusers, served by the adapter example, passes every diffusers golden case (needs python3-torch and diffusers or DIFFUSERS_GIT_DIR)  [conformance.diffusers.adapterPasses]',
     async () => {

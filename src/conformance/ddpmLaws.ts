@@ -18,11 +18,12 @@
  *
  * @module
  */
-import type { BufferName, DiffusionArgs, DiffusionOps, ModelSpec, OpName, Tensor } from '../../src/conformance/ops.ts';
-import { BUFFER_NAMES } from '../../src/conformance/ops.ts';
-import { Rng } from '../../src/numeric/rng.ts';
-import { fmt, unravel } from '../../src/numeric/close.ts';
-import { override, type Tolerance } from '../../src/numeric/tolerance.ts';
+import type { BufferName, DiffusionArgs, DiffusionOps, ModelSpec, OpName, Tensor } from './ops.ts';
+import { BUFFER_NAMES } from './ops.ts';
+import { DEFAULT_PRECISION, type Precision } from './vocabulary.ts';
+import { Rng } from '../numeric/rng.ts';
+import { fmt, unravel } from '../numeric/close.ts';
+import { override, type Tolerance } from '../numeric/tolerance.ts';
 import { cosineBetas, improvedLinearBetas, quadBetas } from '../../spec/ddpm/schedule.ts';
 
 /** The outcome of one law on one implementation. */
@@ -47,8 +48,10 @@ export interface LawResult {
 
 /** Options of a law run. */
 export interface LawOptions {
-  /** The tolerance (applied as atol + rtol·scale); default {@link LAW_TOL}.float32. */
+  /** The tolerance (applied as atol + rtol·scale); default {@link LAW_TOL}[precision]. */
   tol?: Tolerance;
+  /** The arithmetic the implementation declares (default: its `precision`, else float32); chooses the default tolerance. */
+  precision?: Precision;
   /** Seed of the inputs; default 0. */
   seed?: number;
 }
@@ -228,7 +231,7 @@ function law(
     claim,
     needs,
     async run(impl, opts = {}) {
-      const tol = opts.tol ?? LAW_TOL.float32;
+      const tol = opts.tol ?? LAW_TOL[opts.precision ?? impl.precision ?? DEFAULT_PRECISION];
       const missing = needs.filter((op) => typeof impl[op] !== 'function');
       const base = { id, claim, maxAbs: null, bound: null, tolerance: tol, comparisons: 0 };
       if (missing.length > 0) return { ...base, verdict: 'skip', ok: true, detail: `the implementation lacks ${missing.join(', ')}` };
