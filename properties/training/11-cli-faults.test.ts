@@ -53,8 +53,8 @@ describe('7.11 The command line under faults: one line, a documented exit code, 
     expect(renderFailure(new UsageError('--steps is required'))).toEqual({ code: EXIT.badInput, line: '--steps is required' });
     expect(renderFailure(new FormatError('a.json', 'x.y', 'expected a number'))).toEqual({ code: 2, line: 'a.json: x.y: expected a number' });
     expect(renderFailure(new BackendError('no such backend')).code).toBe(2);
-    expect(renderFailure(new SystemError('out/.lock', 'another run writes here')).code).toBe(3);
-    expect(renderFailure(full)).toEqual({ code: 3, line: 'write(): no space left on device (ENOSPC)' });
+    expect(renderFailure(new SystemError('out/.lock', 'another run writes here')).code).toBe(EXIT.system);
+    expect(renderFailure(full)).toEqual({ code: EXIT.system, line: 'write(): no space left on device (ENOSPC)' });
     expect(renderFailure(new WebAssembly.RuntimeError('Aborted(). Build with -sASSERTIONS for more info.')).code).toBe(EXIT.system);
     const lines: string[] = [];
     const huge = new TypeError(`x is not a function ${'var a=function(){};'.repeat(3000)}`);
@@ -79,7 +79,7 @@ describe('7.11 The command line under faults: one line, a documented exit code, 
         { args: ['train', '--data', 'moons', '--steps', '2', '--out', join(dir, 'a'), '--config', cfg('t1.json', { diffusion: { num_diffusion_timesteps: 1 } })], code: 2, line: /^ddpm-spec train: \S+t1\.json: diffusion\.num_diffusion_timesteps: Too small: expected number to be >=2$/ },
         { args: ['train', '--data', 'moons', '--steps', '2', '--out', join(dir, 'b'), '--workers', '9999'], code: 2, line: /^ddpm-spec train: --workers must be at most \d+, the cores of this machine/ },
         { args: ['train', '--data', 'moons', '--steps', '2', '--out', '/proc/ddpm-spec-x'], code: 2, line: /^ddpm-spec train: the output directory: \/proc\/ddpm-spec-x is on proc, a pseudo-filesystem/ },
-        { args: ['train', '--data', 'moons', '--steps', '2', '--out', join(dir, 'c'), '--config', cfg('big.json', { batch_size: 1_000_000, model: { kind: 'mlp', mlp: { in_dim: 2, out_dim: 2, hidden: 512, layers: 3, temb_dim: 4 } } })], code: 3, line: /^ddpm-spec train: batch_size: 1000000 .* needs at least [\d.]+ GiB of activations/ },
+        { args: ['train', '--data', 'moons', '--steps', '2', '--out', join(dir, 'c'), '--config', cfg('big.json', { batch_size: 1_000_000, model: { kind: 'mlp', mlp: { in_dim: 2, out_dim: 2, hidden: 512, layers: 3, temb_dim: 4 } } })], code: EXIT.system, line: /^ddpm-spec train: batch_size: 1000000 .* needs at least [\d.]+ GiB of activations/ },
         { args: ['train', '--data', 'moons', '--steps', '2', '--out', join(dir, 'd'), '--config', cfg('const.json', { diffusion: { beta_schedule: 'const', beta_end: 1 } })], code: 2, line: /^ddpm-spec train: \S+const\.json: diffusion\.beta_end: const schedule: β reaches 1 at t = 1 of T = 10/ },
       ];
       const results = await Promise.all(cases.map((c) => runCli(c.args)));
