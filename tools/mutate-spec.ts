@@ -17,7 +17,9 @@
  * property folders (`properties/probability`, `properties/gaussian`, `properties/ddpm`, one worker, stopping at
  * the first failure; the folder nearest the mutated file first, so that a kill is found soonest; with the light
  * configuration `tools/mutate-spec.vitest.config.ts`: no tfjs, modules shared between files), restores the file, and reports each mutant as killed (some property failed), survived, or
- * timed out (counted as killed: the mutant broke termination), with the kill rate. `--list` prints the sites
+ * timed out (counted as killed: the mutant broke termination), with the kill rate. The unmutated tree runs first:
+ * it must pass, and a mutant counts as survived only if as many properties passed as there; one whose runs passed
+ * fewer (a file that crashed before reporting, a suite skipped) is `incomplete`, listed apart and left out of the rate. `--list` prints the sites
  * only. The files are always restored, also on Ctrl-C (the handler runs once the current test run ends; kill that
  * run to stop at once). A lock file refuses a second run in the same tree.
  */
@@ -109,15 +111,37 @@ export function sample<T>(xs: readonly T[], n: number, seed: number): T[] {
 const FOLDERS = ['properties/probability', 'properties/gaussian', 'properties/ddpm'];
 const NEAREST_FOLDER: Record<string, string> = { probability: 'probability', gaussian: 'gaussian', ddpm: 'ddpm', 'linalg.ts': 'gaussian' };
 
-/** The id of the first failed test in a vitest JSON report, if any. */
-function firstFailure(report: string): string | undefined {
+interface Report {
+  numPassedTests: number;
+  testResults: { assertionResults: { status: string; title: string }[] }[];
+}
+
+/** A vitest JSON report, or undefined when the run wrote none (it crashed before reporting). */
+function readReport(report: string): Report | undefined {
   try {
-    const r = JSON.parse(readFileSync(report, 'utf8')) as { testResults: { assertionResults: { status: string; title: string }[] }[] };
-    const t = r.testResults.flatMap((f) => f.assertionResults).find((a) => a.status === 'failed');
-    return t ? (/\[([^\]]+)\]\s*$/.exec(t.title)?.[1] ?? t.title) : undefined;
+    return JSON.parse(readFileSync(report, 'utf8')) as Report;
   } catch {
     return undefined;
   }
+}
+
+/** The id of the first failed test in a vitest JSON report, if any. */
+function firstFailure(r: Report | undefined): string | undefined {
+  const t = r?.testResults.flatMap((f) => f.assertionResults).find((a) => a.status === 'failed');
+  return t ? (/\[([^\]]+)\]\s*$/.exec(t.title)?.[1] ?? t.title) : undefined;
+}
+
+/**
+ * How a mutant's runs end. A run that exits 0 proves nothing unless every test of the unmutated tree ran and
+ * passed: a survivor that passed fewer tests than the baseline (a suite skipped, a file that never reported) is
+ * `incomplete`, not `survived`, and is listed apart so that it is looked at rather than counted.
+ */
+export function classify(runs: { status: number | null; signal: string | null; error?: Error; passed?: number }[], baseline: number): 'killed' | 'survived' | 'timeout' | 'incomplete' {
+  const last = runs[runs.length - 1];
+  if (last.error || last.signal) return 'timeout';
+  if (last.status !== 0) return 'killed';
+  const passed = runs.reduce((a, r) => a + (r.passed ?? 0), 0);
+  return passed === baseline ? 'survived' : 'incomplete';
 }
 
 function writeAtomically(file: string, text: string): void {
@@ -167,7 +191,24 @@ function main(): void {
     restore();
     process.exit(130);
   });
-  const results: (Mutation & { status: 'killed' | 'survived' | 'timeout'; seconds: number; failed?: string })[] = [];
+  const results: (Mutation & { status: ReturnType<typeof classify>; seconds: number; passed: number; failed?: string })[] = [];
+  const vitest = (folders: string[], timeoutMs: number) => {
+    rmSync(report, { force: true });
+    const r = spawnSync('npx', ['vitest', 'run', '--config', 'tools/mutate-spec.vitest.config.ts', ...folders, '--bail=1', '--reporter=json', `--outputFile=${report}`], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: Math.max(1000, timeoutMs),
+      killSignal: 'SIGKILL',
+      env: { ...process.env, FORCE_COLOR: '0' },
+    });
+    const rep = readReport(report);
+    return { status: r.status, signal: r.signal, error: r.error, passed: rep?.numPassedTests, failed: firstFailure(rep) };
+  };
+  // The unmutated tree first: every property must pass, and the number that pass is what a survivor must match.
+  const t00 = Date.now();
+  const base = vitest(FOLDERS, timeoutS * 1000);
+  if (base.status !== 0 || base.passed === undefined) throw new Error(`mutate-spec: the unmutated tree does not pass (${base.failed ?? `exit ${String(base.status)}`}); fix it before sampling mutants`);
+  process.stdout.write(`baseline: ${base.passed} properties pass in ${((Date.now() - t00) / 1000).toFixed(0)} s\n`);
   try {
     chosen.forEach((m, i) => {
       const path = join(root, m.file);
@@ -177,31 +218,29 @@ function main(): void {
       const t0 = Date.now();
       // The folder of the mutated area first (a kill there is found soonest), then the other two; stop at a kill.
       const near = `properties/${NEAREST_FOLDER[m.file.split('/')[1]] ?? 'ddpm'}`;
-      let r: ReturnType<typeof spawnSync> | undefined;
+      const runs: ReturnType<typeof vitest>[] = [];
       for (const folders of [[near], FOLDERS.filter((f) => f !== near)]) {
-        const left = timeoutS * 1000 - (Date.now() - t0);
-        r = spawnSync('npx', ['vitest', 'run', '--config', 'tools/mutate-spec.vitest.config.ts', ...folders, '--bail=1', '--reporter=json', `--outputFile=${report}`], {
-          cwd: root,
-          encoding: 'utf8',
-          timeout: Math.max(1000, left),
-          killSignal: 'SIGKILL',
-          env: { ...process.env, FORCE_COLOR: '0' },
-        });
+        const r = vitest(folders, timeoutS * 1000 - (Date.now() - t0));
+        runs.push(r);
         if (r.error || r.signal || r.status !== 0) break;
       }
       writeAtomically(path, original);
       const seconds = (Date.now() - t0) / 1000;
-      const status = r!.error || r!.signal ? 'timeout' : r!.status === 0 ? 'survived' : 'killed';
-      const failed = firstFailure(report);
-      results.push({ ...m, status, seconds, failed });
-      process.stdout.write(`${String(i + 1).padStart(3)}/${chosen.length}  ${status.padEnd(8)} ${m.file}:${m.line}  ${m.from} → ${m.to || '(removed)'}  [${m.kind}]${failed ? `  first failure: ${failed}` : ''}  (${seconds.toFixed(0)} s)\n`);
+      const status = classify(runs, base.passed!);
+      const passed = runs.reduce((a, r) => a + (r.passed ?? 0), 0);
+      const failed = runs[runs.length - 1].failed;
+      results.push({ ...m, status, seconds, passed, failed });
+      process.stdout.write(`${String(i + 1).padStart(3)}/${chosen.length}  ${status.padEnd(10)} ${m.file}:${m.line}  ${m.from} → ${m.to || '(removed)'}  [${m.kind}]${failed ? `  first failure: ${failed}` : ''}  (${passed} passed, ${seconds.toFixed(0)} s)\n`);
     });
   } finally {
     restore();
   }
-  const killed = results.filter((r) => r.status !== 'survived').length;
-  process.stdout.write(`\n${killed} of ${results.length} mutants killed (${((100 * killed) / Math.max(1, results.length)).toFixed(1)} %)\n`);
-  for (const r of results.filter((x) => x.status === 'survived')) process.stdout.write(`survived: ${r.file}:${r.line}  ${r.from} → ${r.to || '(removed)'}\n`);
+  const killed = results.filter((r) => r.status === 'killed' || r.status === 'timeout').length;
+  const judged = results.filter((r) => r.status !== 'incomplete').length;
+  process.stdout.write(`\n${killed} of ${judged} mutants killed (${((100 * killed) / Math.max(1, judged)).toFixed(1)} %)\n`);
+  for (const r of results.filter((x) => x.status === 'survived' || x.status === 'incomplete')) {
+    process.stdout.write(`${r.status}: ${r.file}:${r.line}  ${r.from} → ${r.to || '(removed)'}  (${r.passed} of ${base.passed} passed)\n`);
+  }
   if (values.out) writeAtomically(values.out, `${JSON.stringify({ seed, sites: all.length, results }, null, 2)}\n`);
 }
 

@@ -23,7 +23,7 @@ function expectFormatError(f: () => unknown, file: string, field: RegExp): void 
   throw new Error('expected a FormatError, but the input was accepted');
 }
 
-describe('0.4 Data formats: JSON tensors {dtype, shape, data}', () => {
+describe('0.5.1 Data formats: JSON tensors {dtype, shape, data}', () => {
   it('decoding inverts encoding, non-finite values included  [formats.jsonTensor.roundTrip]', () =>
     fc.assert(
       fc.property(tensorArb, ({ shape, data }) => {

@@ -35,7 +35,7 @@ function formatErrorOf(f: () => unknown): FormatError {
   throw new Error('expected a FormatError, but the file was accepted');
 }
 
-describe('0.4 Data formats: safetensors (u64 header length, JSON header, raw little-endian data)', () => {
+describe('0.5.2 Data formats: safetensors (u64 header length, JSON header, raw little-endian data)', () => {
   it('reading inverts writing, order and metadata included  [formats.safetensors.roundTrip]', () =>
     fc.assert(
       fc.property(fileArb, fc.dictionary(nameArb, fc.string()), (tensors, metadata) => {

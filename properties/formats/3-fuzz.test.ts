@@ -91,7 +91,7 @@ function withHeader(text: string, dataBytes: number, lengthDelta = 0): Uint8Arra
   return out;
 }
 
-describe('0.4 Data formats under fuzzing: every malformed input is a FormatError naming the field', () => {
+describe('0.5.3 Data formats under fuzzing: every malformed input is a FormatError naming the field', () => {
   it(`safetensors: random bytes, corrupted and truncated files, and random headers are parsed or refused naming the field (${RUNS} cases each)  [formats.fuzz.safetensors]`, () => {
     const f = 'fuzz.safetensors';
     fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => parsesOrNamesTheField(() => parseSafetensors(b, f), f)), { numRuns: RUNS });

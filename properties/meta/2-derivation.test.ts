@@ -271,6 +271,23 @@ describe('9.2 The derivation is linked to its checks', () => {
     expect(bad, bad.join('\n')).toEqual([]);
   });
 
+  it('a section number belongs to one file, or to files of one folder under one derivation page  [meta.derivation.sectionsDistinct]', () => {
+    const owners = new Map<string, Set<string>>();
+    for (const file of walk(join(ROOT, 'properties'), (f) => f.endsWith('.test.ts'))) {
+      for (const st of parse(file).statements) {
+        if (!ts.isExpressionStatement(st) || !ts.isCallExpression(st.expression) || rootName(st.expression.expression) !== 'describe') continue;
+        const n = /^(\d+(?:\.\d+)*)\s/.exec(literalText(st.expression.arguments[0]) ?? '')?.[1];
+        if (n) owners.set(n, (owners.get(n) ?? new Set()).add(relative(ROOT, file)));
+      }
+    }
+    const shared = [...owners].filter(([n, files]) => {
+      const folders = new Set([...files].map((f) => dirname(f)));
+      const page = pages().some((p) => relative(DOCS, p).startsWith(`${n.replace(/\./g, '-')}-`));
+      return files.size > 1 && (folders.size > 1 || !page);
+    });
+    expect(shared.map(([n, f]) => `${n}: ${[...f].join(', ')}`), 'section numbers printed twice by different suites').toEqual([]);
+  });
+
   it('the derivation index links every numbered page  [meta.derivation.indexComplete]', () => {
     const index = join(DOCS, 'README.md');
     expect(existsSync(index), 'docs/derivation/README.md is missing').toBe(true);

@@ -167,6 +167,22 @@ describe('1.1 Distributions and expectation', () => {
       }),
     ));
 
+  it('the Gauss–Legendre rule is symmetric: nodes −t_i = t_{n−1−i} increasing in (−1, 1), equal weights in pairs summing to 2, and the node of an odd rule at 0 exactly (P_n is odd)  [probability.quadrature.nodesSymmetric]', () => {
+    // Exact equalities (atol 0) by construction: every n of the domain, 1 ≤ n ≤ 200.
+    for (let n = 1; n <= 200; n++) {
+      const { nodes, weights: ws } = gaussLegendre(n);
+      nodes.forEach((t, i) => {
+        expect(nodes[n - 1 - i], `n = ${n}: t_${n - 1 - i} vs −t_${i}`).toBe(-t === 0 ? 0 : -t);
+        expect(ws[n - 1 - i], `n = ${n}: w_${n - 1 - i} vs w_${i}`).toBe(ws[i]);
+        expect(ws[i], `n = ${n}: w_${i}`).toBeGreaterThan(0);
+        if (i > 0) expect(t, `n = ${n}: t_${i} vs t_${i - 1}`).toBeGreaterThan(nodes[i - 1]);
+      });
+      expect(Math.abs(nodes[0]), `n = ${n}: |t_0|`).toBeLessThan(1);
+      if (n % 2 === 1) expect(nodes[(n - 1) / 2], `n = ${n}: the middle node`).toBe(0);
+      expect(ws.reduce((a, w) => a + w, 0)).toBeCloseWithin(2, override({ rtol: 1e-13, atol: 0 }, 'a sum of ≤ 200 positive weights'));
+    }
+  });
+
   it('densities integrate to 1: a Gaussian mixture in 1-D and 2-D by quadrature  [probability.density.integratesToOne]', () =>
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 2 }).chain((d) => mixtureArb(d)), (m) => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { override } from '../../src/numeric/tolerance.ts';
-import { gaussianConditional, gaussianDensity, gaussianLogPdf, gaussianMarginal } from '../../spec/gaussian/index.ts';
+import { gaussianConditional, gaussianDensity, gaussianLogPdf, gaussianMarginal, normalLogPdf, normalPosteriorPredictive } from '../../spec/gaussian/index.ts';
 import { inverseSpd, matVec, subMatrix } from '../../spec/linalg.ts';
 import { conditionalLogDensity2d, integrate1d, marginalLogDensity2d } from '../../spec/probability/density.ts';
 import {
@@ -86,7 +86,7 @@ describe("1.3 Conditioning and Bayes' rule", () => {
       { numRuns: 30 },
     ));
 
-  it("Bayes' rule p(x | y) = p(y | x) p(x) / Σ p(y | x') p(x') equals conditioning the joint on y  [probability.conditional.bayes]", () =>
+  it("Bayes' rule p(x | y) = p(y | x) p(x) / Σ p(y | x') p(x') equals conditioning the joint on y; an observation of probability 0 is rejected  [probability.conditional.bayes]", () =>
     fc.assert(
       fc.property(table({ minVars: 2, maxVars: 3 }), fc.nat(), (joint, k) => {
         const [x, ...ys] = joint.variables;
@@ -100,8 +100,40 @@ describe("1.3 Conditioning and Bayes' rule", () => {
         const z = byHand.reduce((s, v) => s + v, 0);
         expect(post.values).toBeCloseWithin(byHand.map((v) => v / z), RATIO_TOL);
         expect(() => bayesRule(prior, tabularMarginal(joint, ys.map((v) => v.name)), y)).toThrow(`bayesRule: likelihood must be a table over the prior's variables too, "${x.name}" is missing`);
+        // An observation that every x' explains with probability 0: Σ p(y | x') p(x') = 0, and the rule is undefined.
+        const deaf = { variables: likelihood.variables, values: allAssignments(likelihood.variables).map((a, i) => (ys.every((v) => a[v.name] === y[v.name]) ? 0 : likelihood.values[i])) };
+        expect(() => bayesRule(prior, deaf, y)).toThrow(`bayesRule: observed ${JSON.stringify(y)} has probability 0 under prior × likelihood`);
       }),
       { numRuns: 50 },
+    ));
+
+  it('the posterior predictive of the normal model, N(μ_n, σ² + τ_n²), equals ∫ p(ỹ | θ) p(θ | y₁…y_n) dθ with the posterior formed by quadrature from prior × likelihood, 0–5 observations  [probability.posteriorPredictive.eqQuadrature]', () =>
+    fc.assert(
+      fc.property(
+        // τ₀, σ in [0.3, 3]: the posterior's width τ_n ≥ 0.3/√6 ≈ 0.12 is resolved by 400 panels on the box below.
+        real(-3, 3),
+        real(Math.log(0.3), Math.log(3)),
+        real(Math.log(0.3), Math.log(3)),
+        fc.array(real(-3, 3), { maxLength: 5 }),
+        fc.array(real(-4, 4), { minLength: 3, maxLength: 3 }),
+        (mu0, logTau0, logSigma, ys, news) => {
+          const [tau02, s2] = [Math.exp(2 * logTau0), Math.exp(2 * logSigma)];
+          const pred = normalPosteriorPredictive({ mean: mu0, variance: tau02 }, s2, ys);
+          // The oracle: Bayes' rule and marginalisation done numerically, on a box that covers the prior, the
+          // data and ỹ by 10 of the wider of τ₀ and σ (mass outside < e⁻⁵⁰); no closed-form posterior is used.
+          const w = 10 * Math.sqrt(Math.max(tau02, s2));
+          const lo = Math.min(mu0, ...ys, ...news) - w;
+          const hi = Math.max(mu0, ...ys, ...news) + w;
+          const quad = { panels: 400, order: 16 };
+          const unnorm = (th: number) => Math.exp(normalLogPdf(th, mu0, tau02) + ys.reduce((a, y) => a + normalLogPdf(y, th, s2), 0));
+          const Z = integrate1d(unnorm, lo, hi, quad);
+          for (const yNew of news) {
+            const byQuad = integrate1d((th) => Math.exp(normalLogPdf(yNew, th, s2)) * unnorm(th), lo, hi, quad) / Z;
+            expect(normalLogPdf(yNew, pred.mean, pred.variance)).toBeCloseWithin(Math.log(byQuad), override({ rtol: 0, atol: 1e-9 }, 'composite Gauss–Legendre of a smooth integrand to ≈ 1e−12 relative; the log of a ratio of two such integrals'));
+          }
+        },
+      ),
+      { numRuns: 40 },
     ));
 
   it('the conditional density p(x | y) = p(x, y)/p(y) of a 2-D mixture, by quadrature, equals its closed form Σ_k r_k(y) N(x; μ_k(y), σ_k²) pointwise and integrates to 1  [probability.conditional.densityNormalised]', () =>

@@ -65,20 +65,50 @@ describe('1.5 Variational inference and the ELBO', () => {
       { numRuns: 50 },
     ));
 
-  it('maximising 𝓛 and minimising KL[q ‖ p(z|x)] over a mean-field family give the same ξ (Nelder–Mead from the same start)  [probability.elbo.maxEqMinKl]', () =>
+  it('the ξ maximising 𝓛 over a mean-field family is a minimiser of KL[q ‖ p(z|x)]: the coordinate-ascent fixed point on the posterior table, and no nearby q does better  [probability.elbo.maxEqMinKl]', () =>
     fc.assert(
-      fc.property(latentModel, ({ joint, x }) => {
+      fc.property(latentModel, fc.array(fc.array(real(-4, 4), { minLength: 4, maxLength: 4 }), { minLength: 16, maxLength: 16 }), ({ joint, x }, dirs) => {
         const latent = joint.variables.slice(1);
+        const [b, c] = latent;
+        const k = b.size + c.size - 2;
+        // Nelder–Mead can stall short of a maximiser; restarting from where it stopped (a fresh simplex) is the
+        // usual remedy, and three runs locate it to the optimiser's tolerance.
+        const objective = (xi: readonly number[]) => elboTabular(joint, { a: x }, meanField(latent, xi));
+        let byElbo = maximise(objective, new Array(k).fill(0));
+        for (let r = 0; r < 2; r++) byElbo = maximise(objective, byElbo.x, { step: 0.05 });
+        const q = meanField(latent, byElbo.x);
+        // The oracle works on the posterior table alone (tabularCondition; no ELBO, no optimiser): a minimiser of
+        // KL[q_b q_c ‖ p(b, c | x)] over the factors is a fixed point of q_b(b) ∝ exp Σ_c q_c(c) log p(b, c | x),
+        // and of the same update for q_c (coordinate ascent, Bishop eq. 10.9 with log p(z|x) = log p(x, z) − log p(x)).
         const post = tabularCondition(joint, { a: x });
-        const k = latent[0].size + latent[1].size - 2;
-        const x0 = new Array(k).fill(0);
-        const byElbo = maximise((xi) => elboTabular(joint, { a: x }, meanField(latent, xi)), x0);
-        const byKl = maximise((xi) => -klTabular(meanField(latent, xi), post), x0);
-        const tol = override({ rtol: 0, atol: 2e-5 }, 'Nelder–Mead stops when the objective is flat to 1e−13: the maximiser is located to ≈ √1e−13 ≈ 3e−7 per logit, ×60 for flat directions');
-        expect(byElbo.x).toBeCloseWithin(byKl.x, tol, { what: 'ξ maximising 𝓛 vs ξ minimising KL' });
-        expect(meanField(latent, byElbo.x).values).toBeCloseWithin(meanField(latent, byKl.x).values, tol, { what: 'q(b, c)' });
+        const at = (i: number, j: number) => post.values[allAssignments(post.variables).findIndex((a) => a.b === i && a.c === j)];
+        const qb = new Array<number>(b.size).fill(0);
+        const qc = new Array<number>(c.size).fill(0);
+        allAssignments(q.variables).forEach((a, n) => {
+          qb[a.b] += q.values[n];
+          qc[a.c] += q.values[n];
+        });
+        const norm = (w: number[]) => {
+          const m = Math.max(...w);
+          const e = w.map((v) => Math.exp(v - m));
+          return e.map((v) => v / e.reduce((u, t) => u + t, 0));
+        };
+        const qbNext = norm(qb.map((_, i) => qc.reduce((u, qj, j) => u + qj * Math.log(at(i, j)), 0)));
+        const qcNext = norm(qc.map((_, j) => qb.reduce((u, qi, i) => u + qi * Math.log(at(i, j)), 0)));
+        const spread = Math.max(...post.values.map((v) => Math.abs(Math.log(v))));
+        const tol = override({ rtol: 0, atol: 2e-5 * (1 + spread) }, 'Nelder–Mead stops when 𝓛 is flat to 1e−13: the maximiser is located to ≈ √1e−13 ≈ 3e−7 per logit, ×60 for flat directions; one update multiplies that error by up to max |log p(b, c | x)|');
+        expect(qbNext).toBeCloseWithin(qb, tol, { what: 'q_b vs its coordinate-ascent update on p(b, c | x)' });
+        expect(qcNext).toBeCloseWithin(qc, tol, { what: 'q_c vs its coordinate-ascent update on p(b, c | x)' });
+        // Beside stationarity, a minimum rather than a saddle: no nearby mean-field q (steps of 1e−3 in random
+        // directions) has a smaller KL to the posterior. Mean-field KL has several local minima (it seeks a mode),
+        // so the claim is local: a far q may do better.
+        const klStar = klTabular(q, post);
+        for (const h of dirs) {
+          const near = byElbo.x.map((v, i) => v + 1e-3 * Math.tanh(h[i]));
+          expect(klTabular(meanField(latent, near), post), `KL at ξ* + h, h = ${near.map((v, i) => (v - byElbo.x[i]).toExponential(1)).join(', ')}`).toBeGreaterThanOrEqual(klStar - 1e-12);
+        }
         // At the optimum, the gap to log p(x) is the (positive, mean-field) KL.
-        expect(byElbo.value - byKl.value).toBeCloseWithin(logEvidenceTabular(joint, { a: x }), override({ rtol: 1e-9, atol: 1e-9 }, 'both optima located to ≈ 1e−13 in value, ×1e4 for the flat directions of either'));
+        expect(logEvidenceTabular(joint, { a: x }) - byElbo.value).toBeCloseWithin(klStar, override({ rtol: 1e-9, atol: 1e-12 }, 'sums of ≤ 9 terms of size ≤ 30'));
       }),
       { numRuns: 8 },
     ));

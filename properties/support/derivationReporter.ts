@@ -8,7 +8,7 @@
  *   each headed by its derivation page (`docs/derivation/1-2-marginalisation.md`) when one exists, else by the
  *   test file;
  * - tests whose id is `ddpm.ops.*` (the same laws stated on the reference code's 0-based operations, in its
- *   names) gathered into their own section, 3.9 "the same laws in the code's vocabulary", after 3.8;
+ *   names) gathered into their own section, 3.10 "the same laws in the code's vocabulary", after 3.9 (diffusers);
  * - the values a test recorded with `show` (properties/support/show.ts) beside its claim (`w₂ = 0.2727`);
  * - no durations, so that two runs print the same tree.
  *
@@ -33,8 +33,8 @@ export const CHAPTERS: Record<number, string> = {
 };
 
 /** The section that collects the `ddpm.ops.*` laws. */
-export const OPS_SECTION = '3.9';
-export const OPS_TITLE = "3.9 The same laws in the code's vocabulary (0-based t, the reference code's names)";
+export const OPS_SECTION = '3.10';
+export const OPS_TITLE = "3.10 The same laws in the code's vocabulary (0-based t, the reference code's names)";
 const OPS_ID = /\[ddpm\.ops\.[^\]]+\]\s*$/;
 
 /** The section number at the start of a describe title (`'3.10 Foo'` → `[3, 10]`), or undefined. */

@@ -260,3 +260,38 @@ export function productOfGaussians(g1: Gaussian, g2: Gaussian): { gaussian: Gaus
   const logNormaliser = gaussianLogPdf({ mean: c.mean, cov: symmetrize(addMat(a.cov, c.cov)) }, a.mean);
   return { gaussian, logNormaliser };
 }
+
+/**
+ * A 1-D normal distribution by its mean and variance (a variance, not a standard deviation).
+ *
+ * @see property `probability.posteriorPredictive.eqQuadrature`
+ */
+export const Normal1d = z.object({ mean: z.number(), variance: z.number().positive() }).readonly();
+export type Normal1d = z.infer<typeof Normal1d>;
+
+/**
+ * The posterior predictive of the normal model with known noise variance (the Bayes step followed by
+ * marginalisation): with prior θ ~ N(μ₀, τ₀²) and observations y_i | θ ~ N(θ, σ²), i = 1…n, independent given θ,
+ * the posterior is N(μ_n, τ_n²) and a new observation ỹ | y_{1:n} ~ N(μ_n, σ² + τ_n²):
+ *
+ * $$p(\tilde y\mid y_{1:n}) = \int \mathcal N(\tilde y;\theta,\sigma^2)\,p(\theta\mid y_{1:n})\,d\theta
+ *   = \mathcal N\big(\tilde y;\ \mu_n,\ \sigma^2+\tau_n^2\big),\qquad
+ *   \frac1{\tau_n^2} = \frac1{\tau_0^2}+\frac n{\sigma^2},\quad \mu_n = \tau_n^2\Big(\frac{\mu_0}{\tau_0^2}+\frac{\sum_i y_i}{\sigma^2}\Big)$$
+ *
+ * (PRML eqs. 2.141–2.142 for the posterior.) With n = 0 it is the prior predictive N(μ₀, σ² + τ₀²).
+ *
+ * @param prior - N(μ₀, τ₀²), τ₀² > 0
+ * @param noiseVariance - σ² > 0
+ * @param ys - the observations y_1…y_n, n ≥ 0
+ * @see property `probability.posteriorPredictive.eqQuadrature`
+ */
+export function normalPosteriorPredictive(prior: Normal1d, noiseVariance: number, ys: readonly number[]): Normal1d {
+  const fn = 'normalPosteriorPredictive';
+  const P = parseArg(fn, 'prior', Normal1d, prior);
+  const s2 = parseArg(fn, 'noiseVariance', z.number().positive(), noiseVariance);
+  const Y = parseArg(fn, 'ys', z.array(z.number()).readonly(), ys);
+  const precision = 1 / P.variance + Y.length / s2;
+  const tau2 = 1 / precision;
+  const mean = tau2 * (P.mean / P.variance + Y.reduce((a, y) => a + y, 0) / s2);
+  return { mean, variance: s2 + tau2 };
+}

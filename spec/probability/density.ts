@@ -43,6 +43,7 @@ const glCache = new Map<number, { nodes: number[]; weights: number[] }>();
  *
  * @param n - number of points, 1 ≤ n ≤ 200
  * @see property `probability.quadrature.exactForPolynomials`
+ * @see property `probability.quadrature.nodesSymmetric`
  */
 export function gaussLegendre(n: number): { nodes: number[]; weights: number[] } {
   if (!Number.isInteger(n) || n < 1 || n > 200) argError('gaussLegendre', `n must be an integer in [1, 200], got ${n}`);
