@@ -10,13 +10,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCheck } from '../../src/cli/check.ts';
 import { EXIT_CODES, failureSummary, type Report, type ReportRow } from '../../src/conformance/report.ts';
+import { PYTHON, need, requirePython } from '../support/requires.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const upstream = join(root, 'golden/upstream');
 const tsx = JSON.stringify(join(root, 'node_modules/.bin/tsx'));
 const server = (args: string): string => `${tsx} ${JSON.stringify(join(root, 'src/conformance/examples/server.ts'))} ${args}`;
-// Debian's python3 with python3-numpy; the python3 first on PATH may lack numpy.
-const numpyDdpm = (flags: string): string => `/usr/bin/python3 ${JSON.stringify(join(root, 'src/conformance/examples/python/wrong_ddpm.py'))} ${flags}`;
+// Debian's python3 with python3-numpy (the python3 first on PATH may lack numpy); without it these tests are skipped,
+// saying which package to install, and fail under CI=true.
+const numpy = requirePython(['numpy']);
+const numpyDdpm = (flags: string): string => `${JSON.stringify(PYTHON)} ${JSON.stringify(join(root, 'src/conformance/examples/python/wrong_ddpm.py'))} ${flags}`;
 
 const name = (r: ReportRow): string => `${r.file} › ${r.case.replace(/ \[.*\]$/, '')} › ${r.quantity}`;
 const withVerdict = (rep: Report, v: ReportRow['verdict']): ReportRow[] => rep.rows.filter((r) => r.verdict === v);
@@ -99,7 +102,8 @@ describe('8.7 Coverage is part of the verdict', () => {
     expect(rep.precision, 'the spec declares float64 in its handshake').toBe('float64');
   });
 
-  it('an independent numpy DDPM without gradients still has its loss terms checked; the gradients are an optional skip  [conformance.coverage.termsWithoutGradients]', async () => {
+  it('an independent numpy DDPM without gradients still has its loss terms checked; the gradients are an optional skip  [conformance.coverage.termsWithoutGradients]', async (ctx) => {
+    need(ctx, numpy);
     const rep = await runCheck({ impl: numpyDdpm('--fixed'), laws: false, only: ['id_training_losses', 'id_buffers_linear_T1000', 'id_buffers_cosine_T20'] });
     const terms = rep.rows.filter((r) => r.op === 'training_losses' && r.quantity.startsWith('terms.'));
     expect(terms.length).toBeGreaterThanOrEqual(59);
@@ -110,7 +114,8 @@ describe('8.7 Coverage is part of the verdict', () => {
     expect(rep.verdict).toBe('OK');
   });
 
-  it('the same numpy DDPM with the RESCALED_MSE vb weight left out fails on its terms  [conformance.coverage.rescaledMseWeightFails]', async () => {
+  it('the same numpy DDPM with the RESCALED_MSE vb weight left out fails on its terms  [conformance.coverage.rescaledMseWeightFails]', async (ctx) => {
+    need(ctx, numpy);
     const rep = await runCheck({ impl: numpyDdpm('--fixed --mutant rescaled-mse-weight'), laws: false, only: ['id_training_losses', 'id_buffers_linear_T1000', 'id_buffers_cosine_T20'] });
     const failed = [...new Set(rep.rows.filter((r) => r.verdict === 'fail').map((r) => `${r.op} › ${r.quantity}`))].sort();
     expect(failed).toEqual(['training_losses › terms.loss', 'training_losses › terms.vb']);
