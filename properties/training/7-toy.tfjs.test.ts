@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PRESETS } from '../../reference/train/config.ts';
 import { ToyStream } from '../../reference/train/data.ts';
 import { sampleModel } from '../../reference/train/evaluate.ts';
 import { diffusionFor, train } from '../../reference/train/loop.ts';
-import { disposeOptimState } from '../../reference/train/optim.ts';
+import { disposeOptimState, emaWeights } from '../../reference/train/optim.ts';
 import { sampleToy } from '../../src/data/toy2d.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 import { currentBackend } from '../../src/backend.ts';
@@ -43,9 +44,10 @@ describe('7.7 A toy run learns its data distribution', () => {
         const untrained = await train({ config, dataName: '8gaussians', openData: (r) => new ToyStream('8gaussians', r), outDir: join(dir, 'u'), steps: 0, keepModel: true });
         const run = await train({ config, dataName: '8gaussians', openData: (r) => new ToyStream('8gaussians', r), outDir: join(dir, 't'), steps: 1000, keepModel: true });
         const draw = async (r: typeof run): Promise<Float32Array> => {
-          const s = await sampleModel(r.model!, diffusion, N, new Rng(5), { params: r.optim!.ema, clip: false });
+          const ema = emaWeights(r.optim!);
+          const s = await sampleModel(r.model!, diffusion, N, new Rng(5), { params: ema, clip: false });
           const xs = (await s.data()) as Float32Array;
-          s.dispose();
+          tf.dispose([s, ...ema.values()]);
           r.model!.dispose();
           disposeOptimState(r.optim!);
           return xs;

@@ -34,11 +34,18 @@ import { saveCheckpoint as saveUnetCheckpoint } from '../unet/checkpoint.ts';
 import { TrainConfig } from './config.ts';
 import { BatchSourceState } from './data.ts';
 import type { TrainableModel } from './model.ts';
-import type { OptimState } from './optim.ts';
+import { emaWeights, optimBufferByName, setOptimBuffer, type OptimBuffer, type OptimState } from './optim.ts';
 
 export const TRAIN_STATE_FILE = 'train-state.safetensors';
 export const LATEST_LINK = 'checkpoint';
 export const TRAIN_STATE_KEY = 'train_state';
+
+/** The optimiser's flat buffers and the tensor-name prefix each is stored under, one tensor per parameter. */
+const OPTIM_PREFIXES: ReadonlyArray<readonly [string, OptimBuffer]> = [
+  ['ema', 'ema'],
+  ['adam_m', 'm'],
+  ['adam_v', 'v'],
+];
 
 /** Sums over the steps of a log interval not yet written (see `loop.ts`). */
 export const LogAccumulator = z
@@ -206,32 +213,33 @@ export async function saveTrainCheckpoint(outDir: string, input: CheckpointInput
   try {
     const full: TrainState = TrainState.parse({ format: 'ddpm-spec-train-state', version: 1, ...state, names: [...model.names] });
     const entries: Array<[string, StTensorIn]> = [];
-    for (const [prefix, map] of [
-      ['param', model.variables],
-      ['ema', optim.ema],
-      ['adam_m', optim.m],
-      ['adam_v', optim.v],
-    ] as const) {
-      for (const n of model.names) entries.push([`${prefix}/${n}`, await f32(map.get(n)!)]);
+    for (const n of model.names) entries.push([`param/${n}`, await f32(model.variables.get(n)!)]);
+    for (const [prefix, which] of OPTIM_PREFIXES) {
+      for (const [n, t] of await optimBufferByName(optim, which)) entries.push([`${prefix}/${n}`, { dtype: 'F32', shape: t.shape, data: t.data }]);
     }
     writeSafetensors(join(tmp, TRAIN_STATE_FILE), entries, { [TRAIN_STATE_KEY]: JSON.stringify(full) });
     input.fault?.('checkpoint:state-written');
     const cfg = full.config;
     if (cfg.model.kind === 'unet' && cfg.diffusion.model_var_type !== 'learned_range') {
       const record = (m: ReadonlyMap<string, tf.Tensor>): Record<string, tf.Tensor> => Object.fromEntries(model.names.map((n) => [n, m.get(n)!]));
-      await saveUnetCheckpoint(tmp, {
-        unet: cfg.model.unet,
-        diffusion: {
-          beta_schedule: cfg.diffusion.beta_schedule,
-          beta_start: cfg.diffusion.beta_start,
-          beta_end: cfg.diffusion.beta_end,
-          num_diffusion_timesteps: cfg.diffusion.num_diffusion_timesteps,
-          model_var_type: cfg.diffusion.model_var_type,
-        },
-        params: record(model.variables),
-        ema: record(optim.ema),
-        extra: { training: { step: full.step, data: full.data, elapsed_s: full.elapsed_s, backend: full.backend, train_state: TRAIN_STATE_FILE } },
-      });
+      const ema = emaWeights(optim);
+      try {
+        await saveUnetCheckpoint(tmp, {
+          unet: cfg.model.unet,
+          diffusion: {
+            beta_schedule: cfg.diffusion.beta_schedule,
+            beta_start: cfg.diffusion.beta_start,
+            beta_end: cfg.diffusion.beta_end,
+            num_diffusion_timesteps: cfg.diffusion.num_diffusion_timesteps,
+            model_var_type: cfg.diffusion.model_var_type,
+          },
+          params: record(model.variables),
+          ema: record(ema),
+          extra: { training: { step: full.step, data: full.data, elapsed_s: full.elapsed_s, backend: full.backend, train_state: TRAIN_STATE_FILE } },
+        });
+      } finally {
+        tf.dispose([...ema.values()]);
+      }
     }
     fsyncDir(tmp);
     if (existsSync(final)) {
@@ -323,17 +331,11 @@ export function checkCheckpointFits(ck: LoadedCheckpoint, model: TrainableModel)
 
 /** Copy a checkpoint's tensors into the model's variables and the optimiser state (after {@link checkCheckpointFits}). */
 export function restoreTensors(ck: LoadedCheckpoint, model: TrainableModel, optim: OptimState): void {
-  for (const [prefix, map] of [
-    ['param', model.variables],
-    ['ema', optim.ema],
-    ['adam_m', optim.m],
-    ['adam_v', optim.v],
-  ] as const) {
-    for (const n of model.names) {
-      const t = ck.tensors.get(`${prefix}/${n}`)!;
-      const v = map.get(n)!;
-      tf.tidy(() => v.assign(tf.tensor(t.data as Float32Array, t.shape, 'float32')));
-    }
+  const data = (key: string): Float32Array => ck.tensors.get(key)!.data as Float32Array;
+  for (const n of model.names) {
+    const v = model.variables.get(n)!;
+    tf.tidy(() => v.assign(tf.tensor(data(`param/${n}`), v.shape, 'float32')));
   }
+  for (const [prefix, which] of OPTIM_PREFIXES) setOptimBuffer(optim, which, (n) => data(`${prefix}/${n}`));
   optim.updates = ck.state.step;
 }

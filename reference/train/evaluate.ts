@@ -18,7 +18,7 @@ import { disposeParams } from '../unet/params.ts';
 import { checkCheckpointFits, latestCheckpointDir, readTrainCheckpoint, restoreTensors } from './checkpoint.ts';
 import { TrainConfig } from './config.ts';
 import { createModel, type TrainableModel } from './model.ts';
-import { disposeOptimState, initOptimState } from './optim.ts';
+import { disposeOptimState, emaWeights, initOptimState } from './optim.ts';
 
 /** The model as the diffusion core calls it, in evaluation mode, with the given weights (default: its own). */
 export function denoiser(model: TrainableModel, params?: ReadonlyMap<string, tf.Tensor>): DenoiseModel {
@@ -131,7 +131,11 @@ export function loadForEvaluation(path: string, ema: boolean): { model: Trainabl
     try {
       checkCheckpointFits(ck, model);
       restoreTensors(ck, model, optim);
-      if (ema) for (const n of model.names) model.variables.get(n)!.assign(optim.ema.get(n)!);
+      if (ema) {
+        const weights = emaWeights(optim);
+        for (const n of model.names) model.variables.get(n)!.assign(weights.get(n)!);
+        tf.dispose([...weights.values()]);
+      }
     } catch (e) {
       model.dispose();
       throw e;

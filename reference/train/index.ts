@@ -7,7 +7,23 @@
  */
 export { TrainConfig, OptimConfig, DiffusionTrainConfig, ModelConfig, PRESETS, parseTrainConfig, readTrainConfig } from './config.ts';
 export { createModel, type TrainableModel } from './model.ts';
-export { initOptimState, disposeOptimState, optimStep, globalNorm, learningRate, ownedVariable, type OptimState } from './optim.ts';
+export {
+  initOptimState,
+  disposeOptimState,
+  optimStep,
+  optimStepFlat,
+  globalNorm,
+  learningRate,
+  ownedVariable,
+  flatLayout,
+  emaWeights,
+  optimBufferByName,
+  setOptimBuffer,
+  type FlatLayout,
+  type OptimBuffer,
+  type OptimImpl,
+  type OptimState,
+} from './optim.ts';
 export { ImageEpochs, ToyStream, openDataset, DATASETS, BatchSourceState, type BatchSource, type DatasetName } from './data.ts';
 export {
   saveTrainCheckpoint,

@@ -45,7 +45,7 @@ import type { BatchSource } from './data.ts';
 import { activationBytesPerExample, createModel, type TrainableModel } from './model.ts';
 import { batchLossAndGradients } from './microbatch.ts';
 import { GradientWorkers } from './parallel.ts';
-import { disposeOptimState, globalNorm, initOptimState, optimStep, type OptimState } from './optim.ts';
+import { disposeOptimState, globalNorm, initOptimState, optimStep, optimStepFlat, sumOfSquares, type OptimState } from './optim.ts';
 
 /** One line of `log.jsonl`: means over the log interval ending at `step`. */
 export const LogRecord = z
@@ -240,28 +240,24 @@ export async function trainingStep(
   workers?: GradientWorkers,
   microBatch?: number,
 ): Promise<StepResult> {
-  let lossOf: () => Promise<number>;
-  let byName: Map<string, tf.Tensor>;
-  let value: tf.Scalar | null = null;
   if (workers) {
-    const r = await workers.lossAndGradients(model, d);
-    byName = r.grads;
-    lossOf = async () => r.loss;
-  } else {
-    const r = batchLossAndGradients(model, diffusion, d, microBatch);
-    byName = r.grads;
-    const v = (value = r.loss);
-    lossOf = async () => (await v.data())[0];
+    // The workers' summed gradient is flat already: its norm and the update run on it directly.
+    const { loss, grad } = await workers.lossAndGradients(model, d);
+    const gn = Math.fround(Math.sqrt(sumOfSquares(grad)));
+    if (!Number.isFinite(loss) || !Number.isFinite(gn)) return { loss, gradNorm: gn, lr: Number.NaN };
+    const { lr } = optimStepFlat(optimConfig, model.variables, workers.sharedParams, grad, gn, optim);
+    return { loss, gradNorm: gn, lr };
   }
-  const gradNorm = globalNorm(model.names.map((n) => byName.get(n)!));
+  const { loss: value, grads } = batchLossAndGradients(model, diffusion, d, microBatch);
+  const gradNorm = globalNorm(model.names.map((n) => grads.get(n)!));
   try {
-    const loss = await lossOf();
+    const loss = (await value.data())[0];
     const gn = (await gradNorm.data())[0];
     if (!Number.isFinite(loss) || !Number.isFinite(gn)) return { loss, gradNorm: gn, lr: Number.NaN };
-    const { lr } = optimStep(optimConfig, model.names, model.variables, byName, gradNorm, optim);
+    const { lr } = optimStep(optimConfig, model.variables, grads, gn, optim);
     return { loss, gradNorm: gn, lr };
   } finally {
-    tf.dispose([gradNorm, ...byName.values(), ...(value ? [value] : [])]);
+    tf.dispose([gradNorm, value, ...grads.values()]);
   }
 }
 

@@ -15,22 +15,68 @@
  * k-th update uses k/W. The EMA starts at the initial weights and is updated after every step, as
  * `tf.train.ExponentialMovingAverage(0.9999)` without `num_updates`.
  *
- * All state lives in `tf.Variable`s (float32), so a checkpoint holds it exactly and a resumed run continues
- * bit for bit.
+ * **Flat buffers.** m, v and the EMA are three flat float32 `tf.Variable`s, every parameter's values
+ * concatenated in the model's name order (row-major; a {@link FlatLayout} says where each name lives), so one
+ * update is one pass over flat memory instead of ~17 small kernels per parameter tensor. On the wasm and cpu
+ * backends the whole update is one kernel of our own ({@link FLAT_ADAM_KERNEL}: a JavaScript loop over the
+ * backend's memory), and the global norm another ({@link GLOBAL_NORM_KERNEL}); other backends (webgpu) run the
+ * same formulas as a dozen tfjs ops over the flat buffer ({@link OptimImpl} `'ops'`).
+ *
+ * **Rounding.** Every stored number (θ, m, v, EMA, ‖g‖) is float32, as before. The fused kernel evaluates each
+ * line of the formulas above in float64 from the float32 operands and rounds once when it stores m, v, θ and the
+ * EMA (θ's update uses the stored, rounded m and v; the EMA uses the stored θ); ‖g‖ is a float64 sum of squares
+ * rounded once; the clipping factor and the learning rate are float64. The per-tensor tfjs version this replaced
+ * rounded after every operation, so the two differ by float32 rounding (a few ulp of θ per step), never by
+ * formula. The `'ops'` version rounds after every operation, like the old one. Either way a run is a
+ * deterministic function of its seed and backend, and the state is exactly what a checkpoint stores, so a
+ * resumed run continues bit for bit.
  *
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
 import type { OptimConfig } from './config.ts';
 
-/** Adam moments and EMA weights for a set of named parameters, and the number of updates done. */
+/** Where each named parameter lives in the flat buffers: concatenated in name order, row-major. */
+export interface FlatLayout {
+  readonly names: readonly string[];
+  readonly shapes: ReadonlyArray<readonly number[]>;
+  /** Start of names[i] in the flat buffer. */
+  readonly offsets: readonly number[];
+  readonly sizes: readonly number[];
+  /** Number of values in all parameters together. */
+  readonly total: number;
+}
+
+/** The layout of `names` (in this order) with the shapes of `params`. */
+export function flatLayout(names: readonly string[], params: ReadonlyMap<string, { shape: number[] }>): FlatLayout {
+  const shapes: number[][] = [];
+  const offsets: number[] = [];
+  const sizes: number[] = [];
+  let total = 0;
+  for (const n of names) {
+    const p = params.get(n);
+    if (p === undefined) throw new Error(`flatLayout: no parameter named ${n}`);
+    const size = p.shape.reduce((a, b) => a * b, 1);
+    shapes.push([...p.shape]);
+    offsets.push(total);
+    sizes.push(size);
+    total += size;
+  }
+  return { names: [...names], shapes, offsets, sizes, total };
+}
+
+/** Adam moments and EMA weights as flat float32 buffers in {@link FlatLayout} order, and the number of updates done. */
 export interface OptimState {
-  m: Map<string, tf.Variable>;
-  v: Map<string, tf.Variable>;
-  ema: Map<string, tf.Variable>;
+  layout: FlatLayout;
+  m: tf.Variable<tf.Rank.R1>;
+  v: tf.Variable<tf.Rank.R1>;
+  ema: tf.Variable<tf.Rank.R1>;
   /** Updates done so far (k of the last update). */
   updates: number;
 }
+
+/** The three flat buffers of an {@link OptimState}, named as in checkpoints (`adam_m`, `adam_v`, `ema`). */
+export type OptimBuffer = 'm' | 'v' | 'ema';
 
 /** A non-trainable variable holding `t`'s values; `t` is disposed (the variable keeps the data). */
 export function ownedVariable(t: tf.Tensor, trainable = false): tf.Variable {
@@ -39,23 +85,47 @@ export function ownedVariable(t: tf.Tensor, trainable = false): tf.Variable {
   return v;
 }
 
+/** The values of `params` concatenated in `layout` order (one host copy; each variable read once). */
+export function readFlat(layout: FlatLayout, params: ReadonlyMap<string, tf.Tensor>, out = new Float32Array(layout.total)): Float32Array {
+  if (out.length !== layout.total) throw new RangeError(`readFlat: out holds ${out.length} values, the layout ${layout.total}`);
+  layout.names.forEach((n, i) => out.set(params.get(n)!.dataSync() as Float32Array, layout.offsets[i]));
+  return out;
+}
+
 /** Zero moments, EMA = the current weights, no updates done. */
 export function initOptimState(names: readonly string[], params: ReadonlyMap<string, tf.Variable>): OptimState {
-  const m = new Map<string, tf.Variable>();
-  const v = new Map<string, tf.Variable>();
-  const ema = new Map<string, tf.Variable>();
-  for (const n of names) {
-    const p = params.get(n);
-    if (p === undefined) throw new Error(`initOptimState: no parameter named ${n}`);
-    m.set(n, ownedVariable(tf.zerosLike(p)));
-    v.set(n, ownedVariable(tf.zerosLike(p)));
-    ema.set(n, ownedVariable(p.clone()));
-  }
-  return { m, v, ema, updates: 0 };
+  const layout = flatLayout(names, params);
+  const flat1 = (values: Float32Array): tf.Variable<tf.Rank.R1> => ownedVariable(tf.tensor1d(values, 'float32')) as tf.Variable<tf.Rank.R1>;
+  return { layout, m: flat1(new Float32Array(layout.total)), v: flat1(new Float32Array(layout.total)), ema: flat1(readFlat(layout, params)), updates: 0 };
 }
 
 export function disposeOptimState(s: OptimState): void {
-  for (const map of [s.m, s.v, s.ema]) for (const t of map.values()) t.dispose();
+  tf.dispose([s.m, s.v, s.ema]);
+}
+
+/** One flat buffer of the state split by parameter name: subarrays of one host copy, with the parameters' shapes. */
+export async function optimBufferByName(s: OptimState, which: OptimBuffer): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+  const flat = (await s[which].data()) as Float32Array;
+  const { names, shapes, offsets, sizes } = s.layout;
+  return new Map(names.map((n, i) => [n, { shape: [...shapes[i]], data: flat.subarray(offsets[i], offsets[i] + sizes[i]) }]));
+}
+
+/** Set one flat buffer of the state from per-name values (a checkpoint being restored); `get` returns `layout.sizes[i]` values for `names[i]`. */
+export function setOptimBuffer(s: OptimState, which: OptimBuffer, get: (name: string) => Float32Array): void {
+  const flat = new Float32Array(s.layout.total);
+  s.layout.names.forEach((n, i) => {
+    const d = get(n);
+    if (d.length !== s.layout.sizes[i]) throw new RangeError(`setOptimBuffer: ${which}/${n} has ${d.length} values, the parameter ${s.layout.sizes[i]}`);
+    flat.set(d, s.layout.offsets[i]);
+  });
+  tf.tidy(() => s[which].assign(tf.tensor1d(flat, 'float32')));
+}
+
+/** The EMA weights as tensors by parameter name, in the parameters' shapes (new tensors: the caller disposes them). */
+export function emaWeights(s: OptimState): Map<string, tf.Tensor> {
+  const flat = s.ema.dataSync() as Float32Array;
+  const { names, shapes, offsets, sizes } = s.layout;
+  return new Map(names.map((n, i) => [n, tf.tensor(flat.subarray(offsets[i], offsets[i] + sizes[i]), [...shapes[i]], 'float32')]));
 }
 
 /** The learning rate of update k (1-based). */
@@ -63,15 +133,180 @@ export function learningRate(cfg: OptimConfig, k: number): number {
   return cfg.warmup > 0 ? cfg.lr * Math.min(1, k / cfg.warmup) : cfg.lr;
 }
 
+/** Σ x² over float32 values, accumulated in float64. */
+export function sumOfSquares(xs: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += xs[i] * xs[i];
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Kernels of our own for the wasm and cpu backends: JavaScript loops over the backend's memory.
+
+/** Name of the fused clip + Adam + EMA kernel (wasm and cpu). */
+export const FLAT_ADAM_KERNEL = 'DdpmFlatAdamEma';
+/** Name of the one-pass global-norm kernel (wasm and cpu). */
+export const GLOBAL_NORM_KERNEL = 'DdpmGlobalNorm';
+
+/** Float32 memory of one backend: views of tensors' data and new float32 outputs. */
+interface FlatMemory {
+  /** A new float32 tensor of `shape` (uninitialised). */
+  alloc(shape: number[]): tf.TensorInfo;
+  /** A view of a float32 tensor's values. Take views only after every `alloc` of a kernel (wasm's heap may grow and detach them). */
+  view(t: tf.TensorInfo): Float32Array;
+}
+
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+}
+interface CpuBackendLike {
+  data: { get(id: tf.DataId): { values: unknown } };
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo;
+}
+
+function memoryOf(backendName: 'wasm' | 'cpu', backend: unknown): FlatMemory {
+  if (backendName === 'wasm') {
+    const b = backend as WasmBackendLike;
+    return { alloc: (shape) => b.makeOutput(shape, 'float32'), view: (t) => b.typedArrayFromHeap(t) };
+  }
+  const b = backend as CpuBackendLike;
+  return {
+    alloc: (shape) => b.makeTensorInfo(shape, 'float32', new Float32Array(shape.reduce((x, y) => x * y, 1))),
+    view: (t) => {
+      const values = b.data.get(t.dataId).values;
+      if (!(values instanceof Float32Array)) throw new Error(`${FLAT_ADAM_KERNEL} (cpu): expected float32 tensors, got ${t.dtype}`);
+      return values;
+    },
+  };
+}
+
+/** Hyper-parameters of one update, as the kernel's attributes. */
+interface AdamAttrs {
+  /** Number of parameter (and gradient) tensors. */
+  n: number;
+  /** Clipping factor c / max(‖g‖, c), or 1. */
+  scale: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** 1 − β₁^k and 1 − β₂^k. */
+  bc1: number;
+  bc2: number;
+  decay: number;
+}
+
 /**
- * The global norm of a set of gradients, √Σ‖g_i‖² (a scalar tensor the caller owns). The per-tensor sums are
- * added pairwise: tfjs's `addN` with more than 7 inputs exceeds the webgpu backend's 8 storage buffers per
- * shader stage, and the failed pipeline silently yields zeros.
+ * The update over flat memory; parameters and gradients come as `n` pieces each (the same partition), which
+ * together cover the flat buffers in order. Inputs m, v, ema, p0…p(n−1), g0…g(n−1); outputs m, v, ema and the
+ * new p0…p(n−1).
  */
-export function globalNorm(grads: readonly tf.Tensor[]): tf.Scalar {
+function flatAdamKernel(backendName: 'wasm' | 'cpu'): tf.KernelConfig {
+  return {
+    kernelName: FLAT_ADAM_KERNEL,
+    backendName,
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const a = attrs as unknown as AdamAttrs;
+      const ins = inputs as unknown as Record<string, tf.TensorInfo>;
+      const mem = memoryOf(backendName, backend);
+      const total = ins.m.shape[0];
+      const ps = Array.from({ length: a.n }, (_, i) => ins[`p${i}`]);
+      const gs = Array.from({ length: a.n }, (_, i) => ins[`g${i}`]);
+      const sizeOf = (t: tf.TensorInfo): number => t.shape.reduce((x, y) => x * y, 1);
+      ps.forEach((p, j) => {
+        if (sizeOf(gs[j]) !== sizeOf(p)) throw new Error(`${FLAT_ADAM_KERNEL}: gradient ${j} has ${sizeOf(gs[j])} values, its parameter ${sizeOf(p)}`);
+      });
+      const covered = ps.reduce((s, p) => s + sizeOf(p), 0);
+      if (covered !== total) throw new Error(`${FLAT_ADAM_KERNEL}: the parameters hold ${covered} values, the flat buffers ${total}`);
+      const outInfo = [mem.alloc([total]), mem.alloc([total]), mem.alloc([total]), ...ps.map((p) => mem.alloc([...p.shape]))];
+      const [m, v, e] = [ins.m, ins.v, ins.ema].map((t) => mem.view(t));
+      const [m1, v1, e1] = outInfo.slice(0, 3).map((t) => mem.view(t));
+      const b1 = a.beta1;
+      const b2 = a.beta2;
+      const c1 = 1 - b1;
+      const c2 = 1 - b2;
+      const step = a.lr / a.bc1;
+      const d = a.decay;
+      const cd = 1 - d;
+      const { scale, bc2, eps } = a;
+      let off = 0;
+      for (let j = 0; j < a.n; j++) {
+        const p = mem.view(ps[j]);
+        const g = mem.view(gs[j]);
+        const p1 = mem.view(outInfo[3 + j]);
+        for (let i = 0; i < p.length; i++) {
+          const f = off + i;
+          const gi = g[i] * scale;
+          // each stored value is rounded to float32 once; θ uses the stored m and v, the EMA the stored θ
+          const mi = (m1[f] = Math.fround(b1 * m[f] + c1 * gi));
+          const vi = (v1[f] = Math.fround(b2 * v[f] + c2 * gi * gi));
+          const pi = (p1[i] = Math.fround(p[i] - (step * mi) / (Math.sqrt(vi / bc2) + eps)));
+          e1[f] = d * e[f] + cd * pi;
+        }
+        off += p.length;
+      }
+      return outInfo;
+    },
+  };
+}
+
+/** √(Σ over all inputs of Σ x²), a float32 scalar (float64 accumulation, one rounding). Inputs g0…g(n−1). */
+function globalNormKernel(backendName: 'wasm' | 'cpu'): tf.KernelConfig {
+  return {
+    kernelName: GLOBAL_NORM_KERNEL,
+    backendName,
+    kernelFunc: ({ inputs, backend }) => {
+      const mem = memoryOf(backendName, backend);
+      const out = mem.alloc([]);
+      let s = 0;
+      for (const t of Object.values(inputs as unknown as Record<string, tf.TensorInfo>)) s += sumOfSquares(mem.view(t));
+      mem.view(out)[0] = Math.sqrt(s);
+      return out;
+    },
+  };
+}
+
+for (const b of ['wasm', 'cpu'] as const) {
+  if (tf.getKernel(FLAT_ADAM_KERNEL, b) === undefined) tf.registerKernel(flatAdamKernel(b));
+  if (tf.getKernel(GLOBAL_NORM_KERNEL, b) === undefined) tf.registerKernel(globalNormKernel(b));
+}
+
+/**
+ * How an update runs: `'fused'`, one kernel of our own (wasm and cpu only), or `'ops'`, a dozen tfjs ops over
+ * the flat buffers (every backend; the choice on webgpu). Undefined: fused where the backend has the kernel.
+ */
+export type OptimImpl = 'fused' | 'ops';
+
+function implFor(impl: OptimImpl | undefined): OptimImpl {
+  const fused = tf.getKernel(FLAT_ADAM_KERNEL, tf.getBackend()) !== undefined;
+  if (impl === 'fused' && !fused) throw new Error(`optimStep: the fused update has no kernel for the ${tf.getBackend()} backend (use 'ops')`);
+  return impl ?? (fused ? 'fused' : 'ops');
+}
+
+/** Concatenate 1-D tensors, at most 6 at a time (webgpu binds at most 8 storage buffers per shader). */
+function concatFlat(ts: readonly tf.Tensor[]): tf.Tensor1D {
+  let level = ts.map((t) => tf.reshape(t, [-1]) as tf.Tensor1D);
+  while (level.length > 1) {
+    const next: tf.Tensor1D[] = [];
+    for (let i = 0; i < level.length; i += 6) next.push(level.length - i === 1 ? level[i] : tf.concat1d(level.slice(i, i + 6)));
+    level = next;
+  }
+  return level[0];
+}
+
+/**
+ * The global norm of a set of gradients, √Σ‖g_i‖² (a scalar tensor the caller owns): one kernel on wasm and cpu.
+ * Elsewhere the per-tensor sums are added pairwise: tfjs's `addN` with more than 7 inputs exceeds the webgpu
+ * backend's 8 storage buffers per shader stage, and the failed pipeline silently yields zeros.
+ */
+export function globalNorm(grads: readonly tf.Tensor[], impl?: OptimImpl): tf.Scalar {
+  if (grads.length === 0) return tf.scalar(0);
+  if (implFor(impl) === 'fused') {
+    return tf.engine().runKernel(GLOBAL_NORM_KERNEL, Object.fromEntries(grads.map((g, i) => [`g${i}`, g]))) as tf.Scalar;
+  }
   return tf.tidy(() => {
     let level: tf.Tensor[] = grads.map((g) => tf.sum(tf.square(g)));
-    if (level.length === 0) return tf.scalar(0);
     while (level.length > 1) {
       const next: tf.Tensor[] = [];
       for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? tf.add(level[i], level[i + 1]) : level[i]);
@@ -82,45 +317,92 @@ export function globalNorm(grads: readonly tf.Tensor[]): tf.Scalar {
 }
 
 /**
- * Apply one update in place: clip, Adam, EMA. `grads` are keyed by parameter name (every parameter must have
- * one); `gradNorm` is their {@link globalNorm} (computed by the caller, who checks it is finite first).
- * Returns the learning rate used.
+ * Update m, v and the EMA of `state` in place and return the new parameters, in `ps`'s pieces and shapes (tensors
+ * of the current scope). `ps` and `gs` partition the flat buffers the same way: per parameter, or one flat piece.
+ */
+function updateFlat(impl: OptimImpl, a: AdamAttrs, ps: readonly tf.Tensor[], gs: readonly tf.Tensor[], state: OptimState): tf.Tensor[] {
+  if (impl === 'fused') {
+    const inputs: Record<string, tf.Tensor> = { m: state.m, v: state.v, ema: state.ema };
+    ps.forEach((p, i) => (inputs[`p${i}`] = p));
+    gs.forEach((g, i) => (inputs[`g${i}`] = g));
+    const [m1, v1, e1, ...p1] = tf.engine().runKernel(FLAT_ADAM_KERNEL, inputs, a as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    state.m.assign(m1 as tf.Tensor1D);
+    state.v.assign(v1 as tf.Tensor1D);
+    state.ema.assign(e1 as tf.Tensor1D);
+    return p1;
+  }
+  const g = tf.mul(concatFlat(gs), a.scale);
+  const m1 = tf.add(tf.mul(state.m, a.beta1), tf.mul(g, 1 - a.beta1));
+  const v1 = tf.add(tf.mul(state.v, a.beta2), tf.mul(tf.square(g), 1 - a.beta2));
+  const denom = tf.add(tf.sqrt(tf.div(v1, a.bc2)), a.eps);
+  const p1 = tf.sub(concatFlat(ps), tf.mul(tf.div(m1, denom), a.lr / a.bc1));
+  const e1 = tf.add(tf.mul(state.ema, a.decay), tf.mul(p1, 1 - a.decay));
+  state.m.assign(m1 as tf.Tensor1D);
+  state.v.assign(v1 as tf.Tensor1D);
+  state.ema.assign(e1 as tf.Tensor1D);
+  if (ps.length === 1) return [tf.reshape(p1, ps[0].shape)];
+  return tf.split(p1, ps.map((p) => p.size)).map((t, i) => tf.reshape(t, ps[i].shape));
+}
+
+/** The attributes of update k = state.updates + 1 for a gradient of norm `gradNorm`. */
+function attrsFor(cfg: OptimConfig, state: OptimState, n: number, gradNorm: number): AdamAttrs {
+  const k = state.updates + 1;
+  const scale = cfg.grad_clip === null ? 1 : cfg.grad_clip / Math.max(gradNorm, cfg.grad_clip);
+  return { n, scale, lr: learningRate(cfg, k), beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, bc1: 1 - cfg.beta1 ** k, bc2: 1 - cfg.beta2 ** k, decay: cfg.ema_decay };
+}
+
+/**
+ * Apply one update in place: clip, Adam, EMA. `grads` are keyed by parameter name (every parameter in
+ * `state.layout` must have one); `gradNorm` is their {@link globalNorm} (read by the caller, who checks it is
+ * finite first). Returns the learning rate used.
  */
 export function optimStep(
   cfg: OptimConfig,
-  names: readonly string[],
   params: ReadonlyMap<string, tf.Variable>,
   grads: ReadonlyMap<string, tf.Tensor>,
-  gradNorm: tf.Scalar,
+  gradNorm: number,
   state: OptimState,
+  impl?: OptimImpl,
 ): { lr: number } {
-  const k = state.updates + 1;
-  const lr = learningRate(cfg, k);
+  const { names } = state.layout;
   const gs = names.map((n) => {
     const g = grads.get(n);
     if (g === undefined) throw new Error(`optimStep: no gradient for parameter ${n}`);
     return g;
   });
+  const vars = names.map((n) => params.get(n)!);
+  const a = attrsFor(cfg, state, names.length, gradNorm);
+  const how = implFor(impl);
+  tf.tidy(() => updateFlat(how, a, vars, gs, state).forEach((p, i) => vars[i].assign(p)));
+  state.updates++;
+  return { lr: a.lr };
+}
+
+/**
+ * {@link optimStep} from a flat gradient (the worker threads' sum): `flatParams` holds the current parameters
+ * in `state.layout` order and receives the new ones, and each variable of `params` is set from it (no read of
+ * the variables). `gradNorm` is √Σg² of `grad` ({@link sumOfSquares}).
+ */
+export function optimStepFlat(
+  cfg: OptimConfig,
+  params: ReadonlyMap<string, tf.Variable>,
+  flatParams: Float32Array,
+  grad: Float32Array,
+  gradNorm: number,
+  state: OptimState,
+  impl?: OptimImpl,
+): { lr: number } {
+  const { names, shapes, offsets, sizes, total } = state.layout;
+  if (flatParams.length !== total || grad.length !== total) {
+    throw new RangeError(`optimStepFlat: flatParams and grad must hold ${total} values (the layout), got ${flatParams.length} and ${grad.length}`);
+  }
+  const a = attrsFor(cfg, state, 1, gradNorm);
+  const how = implFor(impl);
   tf.tidy(() => {
-    const scale = cfg.grad_clip === null ? tf.scalar(1) : tf.div(cfg.grad_clip, tf.maximum(gradNorm, cfg.grad_clip));
-    const bc1 = 1 - cfg.beta1 ** k;
-    const bc2 = 1 - cfg.beta2 ** k;
-    names.forEach((n, i) => {
-      const p = params.get(n)!;
-      const g = tf.mul(gs[i], scale);
-      const m = state.m.get(n)!;
-      const v = state.v.get(n)!;
-      const m1 = tf.add(tf.mul(m, cfg.beta1), tf.mul(g, 1 - cfg.beta1));
-      const v1 = tf.add(tf.mul(v, cfg.beta2), tf.mul(tf.square(g), 1 - cfg.beta2));
-      m.assign(m1);
-      v.assign(v1);
-      const denom = tf.add(tf.sqrt(tf.div(v1, bc2)), cfg.eps);
-      const p1 = tf.sub(p, tf.mul(tf.div(m1, denom), lr / bc1));
-      p.assign(p1);
-      const e = state.ema.get(n)!;
-      e.assign(tf.add(tf.mul(e, cfg.ema_decay), tf.mul(p1, 1 - cfg.ema_decay)));
-    });
+    const [p1] = updateFlat(how, a, [tf.tensor1d(flatParams, 'float32')], [tf.tensor1d(grad, 'float32')], state);
+    flatParams.set(p1.dataSync() as Float32Array);
   });
-  state.updates = k;
-  return { lr };
+  names.forEach((n, i) => tf.tidy(() => params.get(n)!.assign(tf.tensor(flatParams.subarray(offsets[i], offsets[i] + sizes[i]), [...shapes[i]], 'float32'))));
+  state.updates++;
+  return { lr: a.lr };
 }

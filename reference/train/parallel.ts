@@ -3,14 +3,17 @@
  * wasm backend.
  *
  * The calling thread keeps the model, the optimiser, the random streams and the checkpoints, exactly as in a
- * single-threaded run. Each step it writes the current parameters into shared memory, splits the batch into K
- * contiguous shards (sizes as equal as possible), and each worker thread — its own backend, its own copy of the
- * model — computes the mean loss of its shard and its gradient. The calling thread combines them,
+ * single-threaded run. The current parameters live in shared memory (copied from the model once, then written
+ * by every update). Each step the calling thread splits the batch into K contiguous shards (sizes as equal as
+ * possible), and each worker thread — its own backend, its own copy of the model — computes the mean loss of its
+ * shard and its gradient into its own shared buffer. The calling thread combines them,
  *
  * $$L = \sum_k \frac{n_k}{B} L_k,\qquad g = \sum_k \frac{n_k}{B}\, g_k,$$
  *
  * (the mean over the whole batch, in the fixed order k = 0, 1, …), and applies the same clipping, Adam and EMA
- * as the single-threaded loop. Shard k's dropout masks use the seed `dropoutSeed + 7919·k`.
+ * as the single-threaded loop straight from the flat sum (`optimStepFlat`), writing the new parameters into the
+ * shared buffer the workers read next step and into the model's variables. Shard k's dropout masks use the
+ * seed `dropoutSeed + 7919·k`.
  *
  * A run is deterministic for a given seed, backend and number of workers; different numbers of workers agree to
  * float32 rounding (and differ in dropout masks).
@@ -18,7 +21,6 @@
  * @module
  */
 import { Worker } from 'node:worker_threads';
-import * as tf from '@tensorflow/tfjs';
 import type { DiffusionTrainConfig, ModelConfig } from './config.ts';
 import type { WorkerInit, WorkerReply, WorkerStep } from './gradWorker.ts';
 import type { TrainableModel } from './model.ts';
@@ -41,7 +43,14 @@ export class GradientWorkers {
     private readonly params: Float32Array,
     private readonly grads: Float32Array[],
     readonly backends: string[],
-  ) {}
+  ) {
+    this.sum = new Float32Array(params.length);
+  }
+
+  /** The weighted sum of the workers' gradients (reused every step). */
+  private readonly sum: Float32Array;
+  /** Whether {@link params} holds the model's current parameters. */
+  private synced = false;
 
   /** Start `k` workers with their own backend (`backend`, normally the calling thread's) and model copy. */
   static async start(k: number, model: TrainableModel, config: { model: ModelConfig; diffusion: DiffusionTrainConfig }, backend: string, microBatch?: number): Promise<GradientWorkers> {
@@ -90,18 +99,36 @@ export class GradientWorkers {
   }
 
   /**
+   * The parameters the workers read, in the model's name order: {@link lossAndGradients} fills it from the
+   * model's variables on its first call; after that whoever updates the model writes the new parameters here
+   * (`optimStepFlat` does), so the variables are not read back every step. Call {@link paramsChanged} after
+   * changing the variables any other way.
+   */
+  get sharedParams(): Float32Array {
+    return this.params;
+  }
+
+  /** The model's variables changed behind the shared buffer's back: copy them again before the next step. */
+  paramsChanged(): void {
+    this.synced = false;
+  }
+
+  /**
    * The mean loss and gradient of a batch, computed by the workers at the model's current parameters. The
-   * gradients are new tensors keyed by parameter name (the caller disposes them).
+   * gradient is flat, in the model's name order, in a buffer the pool reuses: valid until the next call.
    */
   async lossAndGradients(
     model: TrainableModel,
     d: { x0: Float32Array; t: number[]; noise: Float32Array; dropoutSeed: number; shape: number[] },
-  ): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
-    let off = 0;
-    for (const n of model.names) {
-      const v = model.variables.get(n)!;
-      this.params.set((await v.data()) as Float32Array, off);
-      off += v.size;
+  ): Promise<{ loss: number; grad: Float32Array }> {
+    if (!this.synced) {
+      let off = 0;
+      for (const n of model.names) {
+        const v = model.variables.get(n)!;
+        this.params.set(v.dataSync() as Float32Array, off);
+        off += v.size;
+      }
+      this.synced = true;
     }
     const B = d.shape[0];
     const per = d.x0.length / B;
@@ -121,20 +148,14 @@ export class GradientWorkers {
     const w = shards.map(([a, b]) => (b - a) / B);
     let loss = 0;
     replies.forEach((r, k) => (loss += w[k] * (r as { loss: number }).loss));
-    const sum = new Float32Array(this.params.length);
+    const sum = this.sum;
+    sum.fill(0);
     for (let k = 0; k < shards.length; k++) {
       const g = this.grads[k];
       const wk = w[k];
       for (let i = 0; i < sum.length; i++) sum[i] += wk * g[i];
     }
-    const grads = new Map<string, tf.Tensor>();
-    off = 0;
-    for (const n of model.names) {
-      const v = model.variables.get(n)!;
-      grads.set(n, tf.tensor(sum.subarray(off, off + v.size), v.shape, 'float32'));
-      off += v.size;
-    }
-    return { loss, grads };
+    return { loss, grad: sum };
   }
 
   async close(): Promise<void> {

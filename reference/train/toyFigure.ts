@@ -11,6 +11,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { initBackend } from '../../src/backend.ts';
@@ -21,7 +22,7 @@ import { PRESETS } from './config.ts';
 import { ToyStream } from './data.ts';
 import { sampleModel } from './evaluate.ts';
 import { diffusionFor, train } from './loop.ts';
-import { disposeOptimState } from './optim.ts';
+import { disposeOptimState, emaWeights } from './optim.ts';
 
 /** Scatter plots of data and samples side by side, as SVG. */
 export async function toyScatterSvg(name: string, data: ArrayLike<number>, samples: ArrayLike<number>, caption: string): Promise<string> {
@@ -63,9 +64,10 @@ async function main(argv: string[]): Promise<void> {
   const diffusion = diffusionFor(config.diffusion);
   try {
     const run = await train({ config, dataName: name, openData: (r) => new ToyStream(name, r), outDir: dir, steps, keepModel: true });
-    const s = await sampleModel(run.model!, diffusion, n, new Rng(5), { params: run.optim!.ema, clip: false });
+    const ema = emaWeights(run.optim!);
+    const s = await sampleModel(run.model!, diffusion, n, new Rng(5), { params: ema, clip: false });
     const samples = await s.data();
-    s.dispose();
+    tf.dispose([s, ...ema.values()]);
     run.model!.dispose();
     disposeOptimState(run.optim!);
     const data = sampleToy(name, new Rng(6), n);
