@@ -198,6 +198,38 @@ interface AdamAttrs {
 }
 
 /**
+ * The update of one parameter's values `p` (gradient `g`, new values into `p1`), which sit at `off` in the flat
+ * buffers m, v, e (new values into m1, v1, e1). Each stored value is rounded to float32 once; θ uses the stored
+ * m and v, the EMA the stored θ.
+ */
+function adamEmaSpan(
+  a: AdamAttrs,
+  off: number,
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  e: Float32Array,
+  p1: Float32Array,
+  m1: Float32Array,
+  v1: Float32Array,
+  e1: Float32Array,
+): void {
+  const { scale, beta1: b1, beta2: b2, bc2, eps, decay: d } = a;
+  const c1 = 1 - b1;
+  const c2 = 1 - b2;
+  const cd = 1 - d;
+  const step = a.lr / a.bc1;
+  for (let i = 0, f = off; i < p.length; i++, f++) {
+    const gi = g[i] * scale;
+    const mi = (m1[f] = Math.fround(b1 * m[f] + c1 * gi));
+    const vi = (v1[f] = Math.fround(b2 * v[f] + c2 * gi * gi));
+    const pi = (p1[i] = Math.fround(p[i] - (step * mi) / (Math.sqrt(vi / bc2) + eps)));
+    e1[f] = d * e[f] + cd * pi;
+  }
+}
+
+/**
  * The update over flat memory; parameters and gradients come as `n` pieces each (the same partition), which
  * together cover the flat buffers in order. Inputs m, v, ema, p0…p(n−1), g0…g(n−1); outputs m, v, ema and the
  * new p0…p(n−1).
@@ -222,28 +254,10 @@ function flatAdamKernel(backendName: 'wasm' | 'cpu'): tf.KernelConfig {
       const outInfo = [mem.alloc([total]), mem.alloc([total]), mem.alloc([total]), ...ps.map((p) => mem.alloc([...p.shape]))];
       const [m, v, e] = [ins.m, ins.v, ins.ema].map((t) => mem.view(t));
       const [m1, v1, e1] = outInfo.slice(0, 3).map((t) => mem.view(t));
-      const b1 = a.beta1;
-      const b2 = a.beta2;
-      const c1 = 1 - b1;
-      const c2 = 1 - b2;
-      const step = a.lr / a.bc1;
-      const d = a.decay;
-      const cd = 1 - d;
-      const { scale, bc2, eps } = a;
       let off = 0;
       for (let j = 0; j < a.n; j++) {
         const p = mem.view(ps[j]);
-        const g = mem.view(gs[j]);
-        const p1 = mem.view(outInfo[3 + j]);
-        for (let i = 0; i < p.length; i++) {
-          const f = off + i;
-          const gi = g[i] * scale;
-          // each stored value is rounded to float32 once; θ uses the stored m and v, the EMA the stored θ
-          const mi = (m1[f] = Math.fround(b1 * m[f] + c1 * gi));
-          const vi = (v1[f] = Math.fround(b2 * v[f] + c2 * gi * gi));
-          const pi = (p1[i] = Math.fround(p[i] - (step * mi) / (Math.sqrt(vi / bc2) + eps)));
-          e1[f] = d * e[f] + cd * pi;
-        }
+        adamEmaSpan(a, off, p, mem.view(gs[j]), m, v, e, mem.view(outInfo[3 + j]), m1, v1, e1);
         off += p.length;
       }
       return outInfo;
