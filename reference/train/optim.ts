@@ -183,8 +183,12 @@ function memoryOf(backendName: 'wasm' | 'cpu', backend: unknown): FlatMemory {
 
 /** Hyper-parameters of one update, as the kernel's attributes. */
 interface AdamAttrs {
-  /** Number of parameter (and gradient) tensors. */
+  /** Number of parameter tensors (and of gradient tensors, unless `grad` is given). */
   n: number;
+  /** The gradient as one flat host array instead of tensors (the worker threads' sum). */
+  grad?: Float32Array;
+  /** A flat host array that also receives the new parameters (the buffer the worker threads read). */
+  paramsOut?: Float32Array;
   /** Clipping factor c / max(‖g‖, c), or 1. */
   scale: number;
   lr: number;
@@ -231,8 +235,9 @@ function adamEmaSpan(
 
 /**
  * The update over flat memory; parameters and gradients come as `n` pieces each (the same partition), which
- * together cover the flat buffers in order. Inputs m, v, ema, p0…p(n−1), g0…g(n−1); outputs m, v, ema and the
- * new p0…p(n−1).
+ * together cover the flat buffers in order. Inputs m, v, ema, p0…p(n−1), g0…g(n−1) (no g inputs when the
+ * attribute `grad` holds the gradient as a flat host array); outputs m, v, ema and the new p0…p(n−1) (also
+ * copied into the host array `paramsOut` when given).
  */
 function flatAdamKernel(backendName: 'wasm' | 'cpu'): tf.KernelConfig {
   return {
@@ -244,20 +249,25 @@ function flatAdamKernel(backendName: 'wasm' | 'cpu'): tf.KernelConfig {
       const mem = memoryOf(backendName, backend);
       const total = ins.m.shape[0];
       const ps = Array.from({ length: a.n }, (_, i) => ins[`p${i}`]);
-      const gs = Array.from({ length: a.n }, (_, i) => ins[`g${i}`]);
+      const gs = a.grad ? [] : Array.from({ length: a.n }, (_, i) => ins[`g${i}`]);
       const sizeOf = (t: tf.TensorInfo): number => t.shape.reduce((x, y) => x * y, 1);
-      ps.forEach((p, j) => {
-        if (sizeOf(gs[j]) !== sizeOf(p)) throw new Error(`${FLAT_ADAM_KERNEL}: gradient ${j} has ${sizeOf(gs[j])} values, its parameter ${sizeOf(p)}`);
+      gs.forEach((g, j) => {
+        if (sizeOf(g) !== sizeOf(ps[j])) throw new Error(`${FLAT_ADAM_KERNEL}: gradient ${j} has ${sizeOf(g)} values, its parameter ${sizeOf(ps[j])}`);
       });
       const covered = ps.reduce((s, p) => s + sizeOf(p), 0);
       if (covered !== total) throw new Error(`${FLAT_ADAM_KERNEL}: the parameters hold ${covered} values, the flat buffers ${total}`);
+      for (const [what, host] of [['grad', a.grad], ['paramsOut', a.paramsOut]] as const) {
+        if (host !== undefined && host.length !== total) throw new Error(`${FLAT_ADAM_KERNEL}: ${what} holds ${host.length} values, the flat buffers ${total}`);
+      }
       const outInfo = [mem.alloc([total]), mem.alloc([total]), mem.alloc([total]), ...ps.map((p) => mem.alloc([...p.shape]))];
       const [m, v, e] = [ins.m, ins.v, ins.ema].map((t) => mem.view(t));
       const [m1, v1, e1] = outInfo.slice(0, 3).map((t) => mem.view(t));
       let off = 0;
       for (let j = 0; j < a.n; j++) {
         const p = mem.view(ps[j]);
-        adamEmaSpan(a, off, p, mem.view(gs[j]), m, v, e, mem.view(outInfo[3 + j]), m1, v1, e1);
+        const p1 = mem.view(outInfo[3 + j]);
+        adamEmaSpan(a, off, p, a.grad ? a.grad.subarray(off, off + p.length) : mem.view(gs[j]), m, v, e, p1, m1, v1, e1);
+        a.paramsOut?.set(p1, off);
         off += p.length;
       }
       return outInfo;
@@ -394,8 +404,10 @@ export function optimStep(
 
 /**
  * {@link optimStep} from a flat gradient (the worker threads' sum): `flatParams` holds the current parameters
- * in `state.layout` order and receives the new ones, and each variable of `params` is set from it (no read of
- * the variables). `gradNorm` is √Σg² of `grad` ({@link sumOfSquares}).
+ * in `state.layout` order (a copy of the variables of `params`) and receives the new ones, and the variables are
+ * updated too. `gradNorm` is √Σg² of `grad` ({@link sumOfSquares}). The fused kernel reads the gradient and
+ * writes `flatParams` directly, with no tensor of the flat gradient and no read-back; the `'ops'` version uploads
+ * both flat arrays, reads the new parameters back and sets each variable from them.
  */
 export function optimStepFlat(
   cfg: OptimConfig,
@@ -410,8 +422,15 @@ export function optimStepFlat(
   if (flatParams.length !== total || grad.length !== total) {
     throw new RangeError(`optimStepFlat: flatParams and grad must hold ${total} values (the layout), got ${flatParams.length} and ${grad.length}`);
   }
-  const a = attrsFor(cfg, state, 1, gradNorm);
   const how = implFor(impl);
+  if (how === 'fused') {
+    const vars = names.map((n) => params.get(n)!);
+    const a = { ...attrsFor(cfg, state, names.length, gradNorm), grad, paramsOut: flatParams };
+    tf.tidy(() => updateFlat(how, a, vars, [], state).forEach((p, i) => vars[i].assign(p)));
+    state.updates++;
+    return { lr: a.lr };
+  }
+  const a = attrsFor(cfg, state, 1, gradNorm);
   tf.tidy(() => {
     const [p1] = updateFlat(how, a, [tf.tensor1d(flatParams, 'float32')], [tf.tensor1d(grad, 'float32')], state);
     flatParams.set(p1.dataSync() as Float32Array);
