@@ -117,14 +117,14 @@ describe('7.2 The optimiser: clipping, Adam with warm-up, EMA', () => {
           const cfg = OptimConfig.parse({ lr: 0.01, warmup: c.warmup, grad_clip: c.clip, ema_decay: c.emaDecay });
           const params = new Map(names.map((n, i) => [n, ownedVariable(tf.tensor(theta0[i], c.shapes[i]), true)]));
           const state = initOptimState(names, params);
-          const flatParams = readFlat(state.layout, params);
+          const flatParams = await readFlat(state.layout, params);
           const norms: number[] = [];
           for (const g of grads) {
             if (flat) {
               const gf = Float32Array.from(g.flat());
               const norm = Math.fround(Math.sqrt(gf.reduce((s, x) => s + x * x, 0)));
               norms.push(norm);
-              optimStepFlat(cfg, params, flatParams, gf, norm, state, impl);
+              await optimStepFlat(cfg, params, flatParams, gf, norm, state, impl);
             } else {
               const gm = new Map(names.map((n, i) => [n, tf.tensor(g[i], c.shapes[i])]));
               const norm = globalNorm([...gm.values()], impl);
@@ -168,18 +168,18 @@ describe('7.2 The optimiser: clipping, Adam with warm-up, EMA', () => {
         const run = async (how: OptimImpl, flat: boolean): Promise<Float32Array[]> => {
           const params = new Map(names.map((n, i) => [n, ownedVariable(tf.tensor(theta0[i], c.shapes[i]), true)]));
           const state = initOptimState(names, params);
-          const flatParams = readFlat(state.layout, params);
+          const flatParams = await readFlat(state.layout, params);
           for (const g of grads) {
             const gf = Float32Array.from(g.flat());
             const norm = Math.fround(Math.sqrt(gf.reduce((s, x) => s + x * x, 0)));
-            if (flat) optimStepFlat(cfg, params, flatParams, gf, norm, state, how);
+            if (flat) await optimStepFlat(cfg, params, flatParams, gf, norm, state, how);
             else {
               const gm = new Map(names.map((n, i) => [n, tf.tensor(g[i], c.shapes[i])]));
               optimStep(cfg, params, gm, norm, state, how);
               tf.dispose([...gm.values()]);
             }
           }
-          const out = [readFlat(state.layout, params), ...(await Promise.all((['m', 'v', 'ema'] as const).map(async (w) => (await state[w].data()) as Float32Array)))];
+          const out = [await readFlat(state.layout, params), ...(await Promise.all((['m', 'v', 'ema'] as const).map(async (w) => (await state[w].data()) as Float32Array)))];
           disposeOptimState(state);
           for (const p of params.values()) p.dispose();
           return out;
@@ -233,19 +233,19 @@ describe('7.2 The optimiser: clipping, Adam with warm-up, EMA', () => {
     }
   });
 
-  it('an update leaves no tensor behind, per-tensor or flat  [training.optim.noTensorLeak]', () => {
+  it('an update leaves no tensor behind, per-tensor or flat  [training.optim.noTensorLeak]', async () => {
     const cfg = OptimConfig.parse({ lr: 0.01, warmup: 0 });
     for (const impl of IMPLS) {
       const params = new Map([['a', ownedVariable(tf.ones([2, 3]), true)], ['b', ownedVariable(tf.ones([4]), true)]]);
       const state = initOptimState(['a', 'b'], params);
-      const flatParams = readFlat(state.layout, params);
+      const flatParams = await readFlat(state.layout, params);
       const grads = new Map([['a', tf.ones([2, 3])], ['b', tf.ones([4])]]);
       const before = tf.memory().numTensors;
       for (let k = 0; k < 3; k++) {
         const norm = globalNorm([...grads.values()], impl);
-        optimStep(cfg, params, grads, norm.dataSync()[0], state, impl);
+        optimStep(cfg, params, grads, (await norm.data())[0], state, impl);
         norm.dispose();
-        optimStepFlat(cfg, params, flatParams, new Float32Array(10).fill(0.5), 1.58, state, impl);
+        await optimStepFlat(cfg, params, flatParams, new Float32Array(10).fill(0.5), 1.58, state, impl);
       }
       expect(tf.memory().numTensors, impl).toBe(before);
       tf.dispose([...grads.values(), ...params.values()]);
@@ -265,7 +265,7 @@ describe('7.2 The optimiser: clipping, Adam with warm-up, EMA', () => {
       for (let k = 0; k < 2; k++) {
         const grads = new Map(model.names.map((n) => [n, tf.tensor(f32(rng.normals(model.variables.get(n)!.size)), model.variables.get(n)!.shape)]));
         const norm = globalNorm([...grads.values()]);
-        optimStep(config.optim, model.variables, grads, norm.dataSync()[0], state);
+        optimStep(config.optim, model.variables, grads, (await norm.data())[0], state);
         tf.dispose([norm, ...grads.values()]);
       }
       const rngState = new Rng(0).getState();
@@ -283,8 +283,8 @@ describe('7.2 The optimiser: clipping, Adam with warm-up, EMA', () => {
       }
       restoreTensors(loaded, copy, restored);
       expect(restored.updates).toBe(2);
-      for (const which of ['m', 'v', 'ema'] as const) expect(restored[which].dataSync(), which).toEqual(state[which].dataSync());
-      expect(readFlat(restored.layout, copy.variables)).toEqual(readFlat(state.layout, model.variables));
+      for (const which of ['m', 'v', 'ema'] as const) expect(await restored[which].data(), which).toEqual(await state[which].data());
+      expect(await readFlat(restored.layout, copy.variables)).toEqual(await readFlat(state.layout, model.variables));
     } finally {
       model.dispose();
       copy.dispose();

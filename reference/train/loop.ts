@@ -245,7 +245,7 @@ export async function trainingStep(
     const { loss, grad } = await workers.lossAndGradients(model, d);
     const gn = Math.fround(Math.sqrt(sumOfSquares(grad)));
     if (!Number.isFinite(loss) || !Number.isFinite(gn)) return { loss, gradNorm: gn, lr: Number.NaN };
-    const { lr } = optimStepFlat(optimConfig, model.variables, workers.sharedParams, grad, gn, optim);
+    const { lr } = await optimStepFlat(optimConfig, model.variables, workers.sharedParams, grad, gn, optim);
     return { loss, gradNorm: gn, lr };
   }
   const { loss: value, grads } = batchLossAndGradients(model, diffusion, d, microBatch);

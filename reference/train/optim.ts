@@ -85,18 +85,28 @@ export function ownedVariable(t: tf.Tensor, trainable = false): tf.Variable {
   return v;
 }
 
-/** The values of `params` concatenated in `layout` order (one host copy; each variable read once). */
-export function readFlat(layout: FlatLayout, params: ReadonlyMap<string, tf.Tensor>, out = new Float32Array(layout.total)): Float32Array {
+/** The values of `params` concatenated in `layout` order into a host array (each tensor read once, asynchronously: webgpu under Node has no synchronous read). */
+export async function readFlat(layout: FlatLayout, params: ReadonlyMap<string, tf.Tensor>, out = new Float32Array(layout.total)): Promise<Float32Array> {
   if (out.length !== layout.total) throw new RangeError(`readFlat: out holds ${out.length} values, the layout ${layout.total}`);
-  layout.names.forEach((n, i) => out.set(params.get(n)!.dataSync() as Float32Array, layout.offsets[i]));
+  for (let i = 0; i < layout.names.length; i++) out.set((await params.get(layout.names[i])!.data()) as Float32Array, layout.offsets[i]);
   return out;
+}
+
+/** The flat 1-D tensors of `ts`, in order (reshape and concatenate on the backend). */
+function flatten(ts: readonly tf.Tensor[]): tf.Tensor1D {
+  return tf.tidy(() => concatFlat(ts));
+}
+
+/** A flat tensor cut into `layout`'s named pieces, in their shapes (new tensors on the backend). */
+function unflatten(layout: FlatLayout, flat: tf.Tensor1D): tf.Tensor[] {
+  return tf.tidy(() => (layout.names.length === 1 ? [flat.reshape([...layout.shapes[0]])] : tf.split(flat, [...layout.sizes]).map((t, i) => t.reshape([...layout.shapes[i]]))));
 }
 
 /** Zero moments, EMA = the current weights, no updates done. */
 export function initOptimState(names: readonly string[], params: ReadonlyMap<string, tf.Variable>): OptimState {
   const layout = flatLayout(names, params);
-  const flat1 = (values: Float32Array): tf.Variable<tf.Rank.R1> => ownedVariable(tf.tensor1d(values, 'float32')) as tf.Variable<tf.Rank.R1>;
-  return { layout, m: flat1(new Float32Array(layout.total)), v: flat1(new Float32Array(layout.total)), ema: flat1(readFlat(layout, params)), updates: 0 };
+  const flat1 = (t: tf.Tensor1D): tf.Variable<tf.Rank.R1> => ownedVariable(t) as tf.Variable<tf.Rank.R1>;
+  return { layout, m: flat1(tf.zeros([layout.total])), v: flat1(tf.zeros([layout.total])), ema: flat1(flatten(names.map((n) => params.get(n)!))), updates: 0 };
 }
 
 export function disposeOptimState(s: OptimState): void {
@@ -123,9 +133,8 @@ export function setOptimBuffer(s: OptimState, which: OptimBuffer, get: (name: st
 
 /** The EMA weights as tensors by parameter name, in the parameters' shapes (new tensors: the caller disposes them). */
 export function emaWeights(s: OptimState): Map<string, tf.Tensor> {
-  const flat = s.ema.dataSync() as Float32Array;
-  const { names, shapes, offsets, sizes } = s.layout;
-  return new Map(names.map((n, i) => [n, tf.tensor(flat.subarray(offsets[i], offsets[i] + sizes[i]), [...shapes[i]], 'float32')]));
+  const pieces = unflatten(s.layout, s.ema);
+  return new Map(s.layout.names.map((n, i) => [n, pieces[i]]));
 }
 
 /** The learning rate of update k (1-based). */
@@ -407,9 +416,9 @@ export function optimStep(
  * in `state.layout` order (a copy of the variables of `params`) and receives the new ones, and the variables are
  * updated too. `gradNorm` is √Σg² of `grad` ({@link sumOfSquares}). The fused kernel reads the gradient and
  * writes `flatParams` directly, with no tensor of the flat gradient and no read-back; the `'ops'` version uploads
- * both flat arrays, reads the new parameters back and sets each variable from them.
+ * both flat arrays, cuts the new parameters into the variables on the backend and reads them back once.
  */
-export function optimStepFlat(
+export async function optimStepFlat(
   cfg: OptimConfig,
   params: ReadonlyMap<string, tf.Variable>,
   flatParams: Float32Array,
@@ -417,8 +426,8 @@ export function optimStepFlat(
   gradNorm: number,
   state: OptimState,
   impl?: OptimImpl,
-): { lr: number } {
-  const { names, shapes, offsets, sizes, total } = state.layout;
+): Promise<{ lr: number }> {
+  const { names, total } = state.layout;
   if (flatParams.length !== total || grad.length !== total) {
     throw new RangeError(`optimStepFlat: flatParams and grad must hold ${total} values (the layout), got ${flatParams.length} and ${grad.length}`);
   }
@@ -431,11 +440,15 @@ export function optimStepFlat(
     return { lr: a.lr };
   }
   const a = attrsFor(cfg, state, 1, gradNorm);
-  tf.tidy(() => {
-    const [p1] = updateFlat(how, a, [tf.tensor1d(flatParams, 'float32')], [tf.tensor1d(grad, 'float32')], state);
-    flatParams.set(p1.dataSync() as Float32Array);
-  });
-  names.forEach((n, i) => tf.tidy(() => params.get(n)!.assign(tf.tensor(flatParams.subarray(offsets[i], offsets[i] + sizes[i]), [...shapes[i]], 'float32'))));
+  const p1 = tf.tidy(() => updateFlat(how, a, [tf.tensor1d(flatParams, 'float32')], [tf.tensor1d(grad, 'float32')], state)[0]);
+  try {
+    const pieces = unflatten(state.layout, p1 as tf.Tensor1D);
+    names.forEach((n, i) => params.get(n)!.assign(pieces[i]));
+    tf.dispose(pieces);
+    flatParams.set((await p1.data()) as Float32Array);
+  } finally {
+    p1.dispose();
+  }
   state.updates++;
   return { lr: a.lr };
 }

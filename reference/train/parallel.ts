@@ -125,7 +125,7 @@ export class GradientWorkers {
       let off = 0;
       for (const n of model.names) {
         const v = model.variables.get(n)!;
-        this.params.set(v.dataSync() as Float32Array, off);
+        this.params.set((await v.data()) as Float32Array, off);
         off += v.size;
       }
       this.synced = true;
