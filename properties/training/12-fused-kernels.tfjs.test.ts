@@ -20,7 +20,9 @@ import { groupNorm } from '../../reference/nn/norm.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 import { override } from '../../src/numeric/tolerance.ts';
 import { need, requireCommands } from '../support/requires.ts';
-import { dot64, finiteDiff, groupMoments64, groupNormSwish64, t64, type T64 } from './support/f64.ts';
+import { attention64, dot64, finiteDiff, groupMoments64, groupNormSwish64, t64, type T64 } from './support/f64.ts';
+import { attentionBackward, attentionForward, attentionFused, ATTENTION, ATTENTION_GRAD, fusedAttentionAvailable } from '../../reference/nn/attentionKernels.ts';
+import { dotProductAttention } from '../../reference/nn/attention.ts';
 
 installGroupNormKernels();
 
@@ -32,6 +34,9 @@ const NORM = override({ rtol: 0, atol: 1e-5 }, 'fused GroupNorm vs float64, scal
 const GRAD = override({ rtol: 1e-4, atol: 5e-5 }, 'float32 sums of up to 64 products of O(1) terms vs float64 central differences');
 // Two float32 implementations of the same function with different summation and exp: a few ulps of O(1) values.
 const IMPL = override({ rtol: 1e-5, atol: 2e-5 }, 'two float32 implementations (float32 SIMD with float64 sums; float64 loops rounded) differ by a few ulps');
+
+// Attention output vs float64: convex combinations of O(1) values, softmax weights rounded to float32 and e^x to 2e-7.
+const ATT = override({ rtol: 1e-5, atol: 1e-5 }, 'float32 attention vs float64: softmax weights and convex sums rounded to float32, e^x approximated to 2e-7');
 
 /** (C, G) pairs: the UNet's 32 groups at 32 and 64 channels, and small ones with 1–4 channels per group. */
 const channelsGroups = fc.constantFrom<[number, number]>([8, 4], [6, 2], [4, 1], [32, 32], [64, 32], [12, 3]);
@@ -53,7 +58,7 @@ async function fusedGrads(x: T64, gamma: T64, beta: T64, groups: number, withSwi
   return out;
 }
 
-describe('7.12 Fused kernels: GroupNorm and swish in one kernel', () => {
+describe('7.12 Fused kernels: GroupNorm and swish, attention', () => {
   it('the fused kernel computes swish(GroupNorm(x)) and GroupNorm(x) as defined, in float32  [training.fused.normEqDefinition]', async (ctx) => {
     skipWithoutKernel(ctx);
     await fc.assert(
@@ -185,35 +190,124 @@ describe('7.12 Fused kernels: GroupNorm and swish in one kernel', () => {
     tf.dispose([x, gamma, beta]);
   });
 
-  it('the committed groupnorm.wasm is what tools/build-kernels.sh builds from groupnorm.c, and owns no memory in the tfjs heap  [training.fused.wasmModuleCurrent]', (ctx) => {
-    const committed = readFileSync(new URL('../../reference/nn/kernels/groupnorm.wasm', import.meta.url));
-    const mod = new WebAssembly.Module(committed);
-    expect(WebAssembly.Module.imports(mod)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
-    expect(WebAssembly.Module.exports(mod).map((e) => e.name).sort()).toEqual(['gn_backward', 'gn_forward', 'gn_scratch_doubles']);
-    // Section ids of the binary (after the 8-byte header): 11 is the data section, which would be copied into the heap.
-    const ids: number[] = [];
-    for (let i = 8; i < committed.length; ) {
-      ids.push(committed[i]);
-      let size = 0;
-      let shift = 0;
-      let j = i + 1;
-      for (;;) {
-        const b = committed[j++];
-        size |= (b & 0x7f) << shift;
-        shift += 7;
-        if ((b & 0x80) === 0) break;
+  it('the committed kernel modules are what tools/build-kernels.sh builds from their C sources, and own no memory in the tfjs heap  [training.fused.wasmModuleCurrent]', (ctx) => {
+    const modules: Record<string, string[]> = {
+      groupnorm: ['gn_backward', 'gn_forward', 'gn_scratch_doubles'],
+      attention: ['attn_backward', 'attn_forward', 'attn_scratch_floats'],
+    };
+    const committed = new Map(Object.keys(modules).map((m) => [m, readFileSync(new URL(`../../reference/nn/kernels/${m}.wasm`, import.meta.url))]));
+    for (const [name, exports] of Object.entries(modules)) {
+      const bytes = committed.get(name)!;
+      const mod = new WebAssembly.Module(bytes);
+      expect(WebAssembly.Module.imports(mod), name).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
+      expect(WebAssembly.Module.exports(mod).map((e) => e.name).sort(), name).toEqual(exports);
+      // Section ids of the binary (after the 8-byte header): 11 is the data section, which would be copied into the heap.
+      const ids: number[] = [];
+      for (let i = 8; i < bytes.length; ) {
+        ids.push(bytes[i]);
+        let size = 0;
+        let shift = 0;
+        let j = i + 1;
+        for (;;) {
+          const b = bytes[j++];
+          size |= (b & 0x7f) << shift;
+          shift += 7;
+          if ((b & 0x80) === 0) break;
+        }
+        i = j + size;
       }
-      i = j + size;
+      expect(ids, name).not.toContain(11);
     }
-    expect(ids).not.toContain(11);
     need(ctx, requireCommands({ clang: 'clang', 'wasm-ld': 'lld', 'wasm-objdump': 'wabt' }));
     const dir = mkdtempSync(join(tmpdir(), 'ddpm-kernels-'));
     try {
       const r = spawnSync('bash', [new URL('../../tools/build-kernels.sh', import.meta.url).pathname, dir], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
-      expect(Buffer.compare(readFileSync(join(dir, 'groupnorm.wasm')), committed), 'rebuild reference/nn/kernels with tools/build-kernels.sh and commit the result').toBe(0);
+      for (const [name, bytes] of committed) {
+        expect(Buffer.compare(readFileSync(join(dir, `${name}.wasm`)), bytes), `${name}.wasm: rebuild reference/nn/kernels with tools/build-kernels.sh and commit the result`).toBe(0);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the fused attention computes softmax(α q kᵀ) v per example, and its gradient equals float64 finite differences  [training.fused.attentionEqFiniteDiff]', async (ctx) => {
+    if (!fusedAttentionAvailable()) ctx.skip(`the fused attention runs on wasm and cpu; ${tf.getBackend()} uses the composite products`);
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), fc.double({ min: 0.2, max: 1.5, noNaN: true }), fc.integer(), async (n, p, c, scale, seed) => {
+        const rng = new Rng(seed | 0);
+        const [q, k, v] = [0, 1, 2].map(() => t64([n, p, c], normalsF(rng, n * p * c, 1.5)));
+        const r = normalsF(rng, n * p * c);
+        const want = attention64(q, k, v, scale);
+        const ts = [q, k, v].map((t) => tf.tensor3d(Float32Array.from(t.data), [n, p, c]));
+        const y = attentionFused(ts[0], ts[1], ts[2], scale);
+        const f = tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(attentionFused(a as tf.Tensor3D, b as tf.Tensor3D, d as tf.Tensor3D, scale), tf.tensor(Float32Array.from(r), [n, p, c]))));
+        const gs = tf.tidy(() => f(ts));
+        const [got, ...grads] = await Promise.all([y, ...gs].map((t) => t.data() as Promise<Float32Array>));
+        tf.dispose([...ts, y, ...gs]);
+        const what = `n ${n}, P ${p}, C ${c}, α ${scale}`;
+        expect(got).toBeCloseWithin(want.data, ATT, { shape: [n, p, c], what: `o, ${what}` });
+        const fd = finiteDiff(([a, b, d]) => dot64(attention64(a, b, d, scale), r), [q, k, v]);
+        ['∂/∂q', '∂/∂k', '∂/∂v'].forEach((name, i) => expect(grads[i]).toBeCloseWithin(fd[i], GRAD, { shape: [n, p, c], what: `${name}, ${what}` }));
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('at the UNet\'s attention shapes the fused attention and its gradient agree with the composite products, and leave nothing behind  [training.fused.attentionEqComposite]', async (ctx) => {
+    if (!fusedAttentionAvailable()) ctx.skip(`the fused attention runs on wasm and cpu; ${tf.getBackend()} uses the composite products`);
+    const rng = new Rng(21);
+    for (const shape of [
+      [2, 64, 32],
+      [2, 16, 64],
+      [1, 256, 64],
+    ] as Array<[number, number, number]>) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const [q, k, v, r] = [0, 1, 2, 3].map(() => tf.tensor3d(Float32Array.from(rng.normals(size)), shape));
+      const scale = 1 / Math.sqrt(shape[2]);
+      const run = async (f: (a: tf.Tensor3D, b: tf.Tensor3D, d: tf.Tensor3D) => tf.Tensor): Promise<Float32Array[]> => {
+        const outs = tf.tidy(() => [f(q, k, v), ...tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor3D, b as tf.Tensor3D, d as tf.Tensor3D), r)))([q, k, v])]);
+        const data = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
+        tf.dispose(outs);
+        return data;
+      };
+      // The composite products, forced: dotProductAttention itself takes the fused kernel where it is registered.
+      const composite = (a: tf.Tensor3D, b: tf.Tensor3D, d: tf.Tensor3D): tf.Tensor => tf.matMul(tf.softmax(tf.matMul(a, b.transpose([0, 2, 1])).mul(scale)), d);
+      const want = await run(composite);
+      const before = { tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() };
+      const got = await run((a, b, d) => attentionFused(a, b, d, scale));
+      const viaLayer = await run((a, b, d) => dotProductAttention(a, b, d));
+      expect({ tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() }).toEqual(before);
+      const tol = override({ rtol: 1e-4, atol: 1e-5 }, 'two float32 evaluations of attention: sums over up to 256 positions in different orders, exp approximated to 2e-7');
+      ['o', '∂/∂q', '∂/∂k', '∂/∂v'].forEach((what, i) => {
+        expect(got[i]).toBeCloseWithin(want[i], tol, { what: `${what} at [${shape.join(',')}]` });
+        expect(viaLayer[i]).toBeCloseWithin(got[i], override({ rtol: 0, atol: 0 }, 'dotProductAttention is the fused kernel where it is registered: the same values bit for bit'), { what: `layer ${what}` });
+      });
+      tf.dispose([q, k, v, r]);
+    }
+  });
+
+  it('on wasm the attention SIMD module and the JavaScript loops (the cpu kernels) compute the same values  [training.fused.attentionSimdEqLoops]', async (ctx) => {
+    if (tf.getBackend() !== 'wasm') ctx.skip(`the SIMD module runs on the wasm backend only; ${tf.getBackend()} runs the JavaScript loops (checked directly by the properties above)`);
+    const rng = new Rng(8);
+    for (const [n, p, c] of [
+      [2, 64, 32],
+      [1, 7, 5],
+      [3, 16, 64],
+    ]) {
+      const size = n * p * c;
+      const [q, k, v, dy] = [0, 1, 2, 3].map(() => Float32Array.from(rng.normals(size)));
+      const scale = 1 / Math.sqrt(c);
+      const o = new Float32Array(size);
+      const [dq, dk, dv] = [0, 1, 2].map(() => new Float32Array(size));
+      attentionForward(q, k, v, n, p, c, scale, o);
+      attentionBackward(dy, q, k, v, n, p, c, scale, dq, dk, dv);
+      const [tq, tk, tv, tdy] = [q, k, v, dy].map((a) => tf.tensor3d(a, [n, p, c]));
+      const so = tf.engine().runKernel(ATTENTION, { q: tq, k: tk, v: tv }, { scale } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const sg = tf.engine().runKernel(ATTENTION_GRAD, { dy: tdy, q: tq, k: tk, v: tv }, { scale } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+      const got = await Promise.all([so, ...sg].map((t) => t.data() as Promise<Float32Array>));
+      [o, dq, dk, dv].forEach((want, i) => expect(got[i]).toBeCloseWithin(want, IMPL, { shape: [n, p, c], what: `${['o', 'dq', 'dk', 'dv'][i]} at [${n},${p},${c}]` }));
+      tf.dispose([tq, tk, tv, tdy, so, ...sg]);
     }
   });
 });

@@ -23,8 +23,8 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
+import { memoryOf, offsetOf, simdModule, withScratch } from './kernelMemory.ts';
 
 export const GROUP_NORM_SWISH = 'DdpmGroupNormSwish';
 export const GROUP_NORM_SWISH_GRAD = 'DdpmGroupNormSwishGrad';
@@ -39,51 +39,6 @@ export interface GroupNormSwishAttrs {
 
 /** The backends the kernels are registered for: their tensors are typed arrays readable on this thread. */
 export const FUSED_NORM_BACKENDS = ['wasm', 'cpu'] as const;
-
-/** Float32 views of a backend's tensors and new outputs, without copies where the backend allows it. */
-interface Memory {
-  /** A view of (or, on backends that keep no typed array, a copy of) an input's values. */
-  read(t: tf.TensorInfo): Float32Array;
-  /** Allocate outputs, then return them with writable views (views are taken after all allocations). */
-  alloc(shapes: number[][]): Array<{ info: tf.TensorInfo; data: Float32Array }>;
-}
-
-interface WasmLike {
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
-}
-interface CpuLike {
-  data: { get(id: tf.DataId): { values: unknown } };
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo;
-}
-
-function memoryOf(backend: unknown): Memory {
-  const b = backend as Partial<WasmLike & CpuLike>;
-  if (typeof b.typedArrayFromHeap === 'function' && typeof b.makeOutput === 'function') {
-    const w = b as WasmLike;
-    return {
-      read: (t) => w.typedArrayFromHeap(t),
-      // The heap may grow on each allocation, which detaches earlier views: allocate all, then view.
-      alloc: (shapes) => shapes.map((s) => w.makeOutput(s, 'float32')).map((info) => ({ info, data: w.typedArrayFromHeap(info) })),
-    };
-  }
-  if (b.data !== undefined && typeof b.makeTensorInfo === 'function') {
-    const c = b as CpuLike;
-    return {
-      read: (t) => {
-        const v = c.data.get(t.dataId).values;
-        if (!(v instanceof Float32Array)) throw new Error(`${GROUP_NORM_SWISH}: expected float32 values on the cpu backend`);
-        return v;
-      },
-      alloc: (shapes) =>
-        shapes.map((s) => {
-          const data = new Float32Array(s.reduce((a, d) => a * d, 1));
-          return { info: c.makeTensorInfo(s, 'float32', data), data };
-        }),
-    };
-  }
-  throw new Error(`${GROUP_NORM_SWISH}: this backend keeps no typed arrays on this thread`);
-}
 
 function checkAttrs(shape: readonly number[], gammaShape: readonly number[], betaShape: readonly number[], a: GroupNormSwishAttrs): void {
   if (shape.length !== 4) throw new Error(`${GROUP_NORM_SWISH}: x must be [N,H,W,C], got [${shape.join(',')}]`);
@@ -243,14 +198,6 @@ function attrsOf(attrs: unknown): GroupNormSwishAttrs {
   return { groups: Number(a.groups), eps: Number(a.eps), swish: a.swish === true };
 }
 
-/** The wasm backend's internals this module uses: its heap's Memory, tensor offsets, allocation. */
-interface WasmBackendLike {
-  wasm: { asm: { memory: WebAssembly.Memory } };
-  dataIdMap: { get(id: tf.DataId): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-  disposeData(id: tf.DataId): boolean;
-}
-
 /** Exports of `kernels/groupnorm.wasm` (built from `kernels/groupnorm.c` by `tools/build-kernels.sh`). */
 interface GroupNormExports {
   gn_scratch_doubles(n: number, c: number, groups: number): number;
@@ -261,43 +208,7 @@ interface GroupNormExports {
   ): void;
 }
 
-let wasmModule: WebAssembly.Module | null = null;
-const instances = new WeakMap<WebAssembly.Memory, GroupNormExports>();
-
-/**
- * The SIMD module instantiated on the wasm backend's own heap (it imports that Memory, so it reads and writes
- * tensors in place), or null where the backend does not expose it (then the JavaScript loops run).
- */
-function simdOn(backend: unknown): { b: WasmBackendLike; k: GroupNormExports } | null {
-  const b = backend as Partial<WasmBackendLike>;
-  const memory = b.wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory) || b.dataIdMap === undefined || typeof b.makeOutput !== 'function') return null;
-  let k = instances.get(memory);
-  if (k === undefined) {
-    wasmModule ??= new WebAssembly.Module(readFileSync(new URL('./kernels/groupnorm.wasm', import.meta.url)));
-    k = new WebAssembly.Instance(wasmModule, { env: { memory } }).exports as unknown as GroupNormExports;
-    instances.set(memory, k);
-  }
-  return { b: b as WasmBackendLike, k };
-}
-
-/** Byte offset of a tensor in the wasm heap. */
-function offsetOf(b: WasmBackendLike, t: tf.TensorInfo): number {
-  const d = b.dataIdMap.get(t.dataId);
-  if (d === undefined) throw new Error(`${GROUP_NORM_SWISH}: a tensor is not on the wasm backend`);
-  return d.memoryOffset;
-}
-
-/** Run `f` with a scratch buffer of `doubles` float64 values on the wasm heap, freed afterwards. */
-function withScratch<T>(b: WasmBackendLike, doubles: number, f: (offset: number) => T): T {
-  const s = b.makeOutput([2 * doubles + 2], 'float32');
-  try {
-    const off = offsetOf(b, s);
-    return f(off % 8 === 0 ? off : off + 4);
-  } finally {
-    b.disposeData(s.dataId);
-  }
-}
+const simdOn = simdModule<GroupNormExports>(new URL('./kernels/groupnorm.wasm', import.meta.url));
 
 function forwardKernel(backendName: string): tf.KernelConfig {
   return {
@@ -312,12 +223,12 @@ function forwardKernel(backendName: string): tf.KernelConfig {
         const { b, k } = simd;
         const [n, h, w, c] = x.shape;
         const y = b.makeOutput(x.shape.slice(), 'float32');
-        withScratch(b, k.gn_scratch_doubles(n, c, a.groups), (s) =>
+        withScratch(b, 2 * k.gn_scratch_doubles(n, c, a.groups), (s) =>
           k.gn_forward(offsetOf(b, x), offsetOf(b, gamma), offsetOf(b, beta), n, h * w, c, a.groups, a.eps, a.swish ? 1 : 0, offsetOf(b, y), s),
         );
         return y;
       }
-      const mem = memoryOf(backend);
+      const mem = memoryOf(backend, GROUP_NORM_SWISH);
       const [y] = mem.alloc([x.shape.slice()]);
       groupNormSwishForward(mem.read(x), x.shape, mem.read(gamma), mem.read(beta), a, y.data);
       return y.info;
@@ -339,12 +250,12 @@ function backwardKernel(backendName: string): tf.KernelConfig {
         const [n, h, w, c] = x.shape;
         const outs = [x.shape.slice(), gamma.shape.slice(), beta.shape.slice()].map((s) => b.makeOutput(s, 'float32'));
         const [dx, dgamma, dbeta] = outs.map((o) => offsetOf(b, o));
-        withScratch(b, k.gn_scratch_doubles(n, c, a.groups), (s) =>
+        withScratch(b, 2 * k.gn_scratch_doubles(n, c, a.groups), (s) =>
           k.gn_backward(offsetOf(b, dy), offsetOf(b, x), offsetOf(b, gamma), offsetOf(b, beta), n, h * w, c, a.groups, a.eps, a.swish ? 1 : 0, dx, dgamma, dbeta, s),
         );
         return outs;
       }
-      const mem = memoryOf(backend);
+      const mem = memoryOf(backend, GROUP_NORM_SWISH);
       const [dx, dgamma, dbeta] = mem.alloc([x.shape.slice(), gamma.shape.slice(), beta.shape.slice()]);
       groupNormSwishBackward(mem.read(dy), mem.read(x), x.shape, mem.read(gamma), mem.read(beta), a, dx.data, dgamma.data, dbeta.data);
       return [dx.info, dgamma.info, dbeta.info];

@@ -179,3 +179,22 @@ export function groupMoments64(x: T64, groups: number, eps: number): { mean: Flo
     }
   return { mean, std };
 }
+
+/** Single-head attention in float64: o_i = Σ_j softmax_j(α⟨q_i, k_j⟩) v_j per example; q, k, v [N, P, C]. */
+export function attention64(q: T64, k: T64, v: T64, scale: number): T64 {
+  const [n, p, c] = q.shape;
+  const out = new Float64Array(n * p * c);
+  for (let e = 0; e < n; e++)
+    for (let i = 0; i < p; i++) {
+      const s = Array.from({ length: p }, (_, j) => {
+        let d = 0;
+        for (let ch = 0; ch < c; ch++) d += q.data[(e * p + i) * c + ch] * k.data[(e * p + j) * c + ch];
+        return scale * d;
+      });
+      const m = Math.max(...s);
+      const w = s.map((x) => Math.exp(x - m));
+      const z = w.reduce((a, b) => a + b, 0);
+      for (let j = 0; j < p; j++) for (let ch = 0; ch < c; ch++) out[(e * p + i) * c + ch] += (w[j] / z) * v.data[(e * p + j) * c + ch];
+    }
+  return { shape: q.shape.slice(), data: out };
+}
