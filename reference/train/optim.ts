@@ -34,6 +34,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import { memoryOf } from '../nn/kernelMemory.ts';
 import type { OptimConfig } from './config.ts';
 
 /** Where each named parameter lives in the flat buffers: concatenated in name order, row-major. */
@@ -157,39 +158,6 @@ export const FLAT_ADAM_KERNEL = 'DdpmFlatAdamEma';
 /** Name of the one-pass global-norm kernel (wasm and cpu). */
 export const GLOBAL_NORM_KERNEL = 'DdpmGlobalNorm';
 
-/** Float32 memory of one backend: views of tensors' data and new float32 outputs. */
-interface FlatMemory {
-  /** A new float32 tensor of `shape` (uninitialised). */
-  alloc(shape: number[]): tf.TensorInfo;
-  /** A view of a float32 tensor's values. Take views only after every `alloc` of a kernel (wasm's heap may grow and detach them). */
-  view(t: tf.TensorInfo): Float32Array;
-}
-
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
-}
-interface CpuBackendLike {
-  data: { get(id: tf.DataId): { values: unknown } };
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo;
-}
-
-function memoryOf(backendName: 'wasm' | 'cpu', backend: unknown): FlatMemory {
-  if (backendName === 'wasm') {
-    const b = backend as WasmBackendLike;
-    return { alloc: (shape) => b.makeOutput(shape, 'float32'), view: (t) => b.typedArrayFromHeap(t) };
-  }
-  const b = backend as CpuBackendLike;
-  return {
-    alloc: (shape) => b.makeTensorInfo(shape, 'float32', new Float32Array(shape.reduce((x, y) => x * y, 1))),
-    view: (t) => {
-      const values = b.data.get(t.dataId).values;
-      if (!(values instanceof Float32Array)) throw new Error(`${FLAT_ADAM_KERNEL} (cpu): expected float32 tensors, got ${t.dtype}`);
-      return values;
-    },
-  };
-}
-
 /** Hyper-parameters of one update, as the kernel's attributes. */
 interface AdamAttrs {
   /** Number of parameter tensors (and of gradient tensors, unless `grad` is given). */
@@ -255,7 +223,7 @@ function flatAdamKernel(backendName: 'wasm' | 'cpu'): tf.KernelConfig {
     kernelFunc: ({ inputs, attrs, backend }) => {
       const a = attrs as unknown as AdamAttrs;
       const ins = inputs as unknown as Record<string, tf.TensorInfo>;
-      const mem = memoryOf(backendName, backend);
+      const mem = memoryOf(backend, FLAT_ADAM_KERNEL);
       const total = ins.m.shape[0];
       const ps = Array.from({ length: a.n }, (_, i) => ins[`p${i}`]);
       const gs = a.grad ? [] : Array.from({ length: a.n }, (_, i) => ins[`g${i}`]);
@@ -268,18 +236,18 @@ function flatAdamKernel(backendName: 'wasm' | 'cpu'): tf.KernelConfig {
       for (const [what, host] of [['grad', a.grad], ['paramsOut', a.paramsOut]] as const) {
         if (host !== undefined && host.length !== total) throw new Error(`${FLAT_ADAM_KERNEL}: ${what} holds ${host.length} values, the flat buffers ${total}`);
       }
-      const outInfo = [mem.alloc([total]), mem.alloc([total]), mem.alloc([total]), ...ps.map((p) => mem.alloc([...p.shape]))];
-      const [m, v, e] = [ins.m, ins.v, ins.ema].map((t) => mem.view(t));
-      const [m1, v1, e1] = outInfo.slice(0, 3).map((t) => mem.view(t));
+      const out = mem.alloc([[total], [total], [total], ...ps.map((p) => [...p.shape])]);
+      const [m, v, e] = [ins.m, ins.v, ins.ema].map((t) => mem.read(t));
+      const [m1, v1, e1] = out.slice(0, 3).map((o) => o.data);
       let off = 0;
       for (let j = 0; j < a.n; j++) {
-        const p = mem.view(ps[j]);
-        const p1 = mem.view(outInfo[3 + j]);
-        adamEmaSpan(a, off, p, a.grad ? a.grad.subarray(off, off + p.length) : mem.view(gs[j]), m, v, e, p1, m1, v1, e1);
+        const p = mem.read(ps[j]);
+        const p1 = out[3 + j].data;
+        adamEmaSpan(a, off, p, a.grad ? a.grad.subarray(off, off + p.length) : mem.read(gs[j]), m, v, e, p1, m1, v1, e1);
         a.paramsOut?.set(p1, off);
         off += p.length;
       }
-      return outInfo;
+      return out.map((o) => o.info);
     },
   };
 }
@@ -290,12 +258,12 @@ function globalNormKernel(backendName: 'wasm' | 'cpu'): tf.KernelConfig {
     kernelName: GLOBAL_NORM_KERNEL,
     backendName,
     kernelFunc: ({ inputs, backend }) => {
-      const mem = memoryOf(backendName, backend);
-      const out = mem.alloc([]);
+      const mem = memoryOf(backend, GLOBAL_NORM_KERNEL);
+      const [out] = mem.alloc([[]]);
       let s = 0;
-      for (const t of Object.values(inputs as unknown as Record<string, tf.TensorInfo>)) s += sumOfSquares(mem.view(t));
-      mem.view(out)[0] = Math.sqrt(s);
-      return out;
+      for (const t of Object.values(inputs as unknown as Record<string, tf.TensorInfo>)) s += sumOfSquares(mem.read(t));
+      out.data[0] = Math.sqrt(s);
+      return out.info;
     },
   };
 }
