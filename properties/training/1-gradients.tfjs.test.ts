@@ -234,9 +234,9 @@ describe('7.1 Gradients on every backend', () => {
       // Rank ≤ 4 as the UNet's NHWC tensors; sizes ≥ 2, so that an axis set to 1 is a real broadcast (the bias example covers size 1).
       .array(fc.integer({ min: 2, max: 4 }), { minLength: 1, maxLength: 4 })
       .chain((out) => fc.record({ out: fc.constant(out), a: operand(out.length), b: operand(out.length), op: fc.constantFrom<Op>('add', 'sub', 'mul'), seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }) }));
-    // The conv bias: [C] broadcast over [N, H, W, C], the case summed by a product with a row of ones.
+    // The conv bias: [C] broadcast over [N, H, W, C], the case summed in two steps.
     const bias = { out: [2, 3, 2, 4], a: { ones: [false, false, false, false], drop: 0 }, b: { ones: [false, false, false, false], drop: 3 }, op: 'sub' as Op, seed: 5 };
-    // Spread: how often an operand is broadcast only over leading axes (the product path), elsewhere, or not at all.
+    // Spread: how often an operand is broadcast only over leading axes (the two-step sum), elsewhere, or not at all.
     const spread = { leading: 0, other: 0, none: 0 };
     const classify = (out: number[], s: number[]): keyof typeof spread => {
       const padded = [...Array<number>(out.length - s.length).fill(1), ...s];
@@ -261,12 +261,12 @@ describe('7.1 Gradients on every backend', () => {
         const [ta, tb] = await tfGrads(([p, q]) => f32[c.op](p, q), [a, b], r);
         expect(ta).toBeCloseWithin(ga, GRAD_TOL, { shape: as, what: `∂/∂a, ${JSON.stringify(c)}` });
         expect(tb).toBeCloseWithin(gb, GRAD_TOL, { shape: bs, what: `∂/∂b, ${JSON.stringify(c)}` });
-        // The product path of the reduction, which the gradients take only for tensors of ≥ 2¹⁶ elements, forced.
+        // The reduction itself (two-step over leading axes, tfjs's sum otherwise), against the float64 sum.
         const dy = tf.tensor(Float32Array.from(r), y.shape);
         for (const [s, sign] of [[as, 1], [bs, -1]] as const) {
-          const got = sumToShape(dy, s, sign, 0);
+          const got = sumToShape(dy, s, sign);
           const want = reduceTo64({ shape: y.shape, data: Float64Array.from(r, (v) => sign * v) }, s);
-          expect(await got.data()).toBeCloseWithin(want.data, GRAD_TOL, { shape: s, what: `sumToShape(δ, [${s}], ${sign}) by the product, ${JSON.stringify(c)}` });
+          expect(await got.data()).toBeCloseWithin(want.data, GRAD_TOL, { shape: s, what: `sumToShape(δ, [${s}], ${sign}), ${JSON.stringify(c)}` });
           got.dispose();
         }
         dy.dispose();

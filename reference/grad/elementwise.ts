@@ -6,10 +6,11 @@
  * $$\frac{\partial L}{\partial a} = \sum_{\text{axes broadcast for } a} \delta,\qquad
  *   \frac{\partial L}{\partial b} = \pm\sum_{\text{axes broadcast for } b} \delta.$$
  *
- * When the broadcast axes are the leading ones (a bias [C] added to [N, H, W, C]), the sum is the product
- * $\mathbf 1^\top \delta$ of a row of ±1 with δ seen as an [M, C] matrix. Why: tfjs-backend-wasm's `Sum` over
- * leading axes first transposes the tensor; at [4, 32, 32, 256] it takes 12.5 ms where the product takes 0.8
- * (0.34 vs 2.5 ms at [4, 32, 32, 128]; equal below ~6·10⁴ elements), and a CIFAR-10 step has about 100 bias adds.
+ * When the broadcast axes are the leading ones (a bias [C] added to [N, H, W, C]), δ is summed in two steps,
+ * over W as [N·H, W, C] and then over N·H. Why: tfjs-backend-wasm's `Sum` over the leading axes [0, 1, 2] takes
+ * 14.4 ms of CPU at [4, 32, 32, 256] where the two steps take 4.0 (4.7 vs 2.0 ms at [4, 32, 32, 128], 0.40 vs 0.28
+ * at [8, 16, 16, 32]), and a CIFAR-10 step has about 100 bias adds. (A product with a row of ones is slower:
+ * tfjs-backend-wasm packs a matMul's right operand on every call.)
  *
  * For c = a ⊙ b (broadcast to the shape of c) and δ = ∂L/∂c,
  *
@@ -23,37 +24,33 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-/** Below this many elements tfjs's `Sum` is as fast as the product (and one kernel instead of three). */
-export const PRODUCT_SUM_MIN_SIZE = 1 << 16;
-
 /**
- * s·Σ δ over the axes along which `shape` was broadcast to δ's shape, reshaped to `shape` (s = ±1). Leading
- * broadcast axes of a tensor of at least `minProductSize` elements are summed by the product of a row of ones
- * with s·δ seen as an [M, R] matrix; others by tfjs's `sum`.
- *
- * The product's right operand is always a fresh buffer (s·δ, not a reshape of δ): tfjs-backend-wasm 4.22 caches
- * a matMul's packed right operand by its buffer, so two products whose right operands are views of one buffer
- * under different shapes return wrong numbers or trap: `matMul(ones([1, 8]), d.reshape([8, 3]))` then
- * `matMul(ones([1, 24]), d.reshape([24, 1]))` for d = 0…23 gave [84, 92, 100] and then 84, not 276 (no property
- * witnesses it: the second product reads out of bounds and can trap, which would take the test worker down).
+ * s·Σ δ over the axes along which `shape` was broadcast to δ's shape, reshaped to `shape` (s = ±1). When the
+ * broadcast axes lead (a bias [C] added to [N, H, W, C]), δ is summed as [L, ℓ, R] (ℓ the last broadcast axis,
+ * L the ones before it, R the rest) over ℓ and then over L; otherwise by tfjs's `sum`.
  */
-export function sumToShape(dy: tf.Tensor, shape: readonly number[], sign: 1 | -1, minProductSize = PRODUCT_SUM_MIN_SIZE): tf.Tensor {
+export function sumToShape(dy: tf.Tensor, shape: readonly number[], sign: 1 | -1): tf.Tensor {
   return tf.tidy(() => {
     const axes = tf.backend_util.getReductionAxes(shape as number[], dy.shape);
-    if (axes.length === 0) return sign === 1 ? tf.reshape(dy, shape as number[]) : tf.neg(dy).reshape(shape as number[]);
-    const k = Math.max(...axes) + 1;
-    const leading = dy.dtype === 'float32' && dy.size >= minProductSize && dy.shape.slice(0, k).every((d, i) => d === 1 || axes.includes(i));
-    if (!leading) {
-      const summed = tf.reshape(tf.sum(dy, axes), shape as number[]);
-      return sign === 1 ? summed : tf.neg(summed);
+    let summed: tf.Tensor;
+    if (axes.length === 0) {
+      summed = tf.reshape(dy, shape as number[]);
+    } else {
+      const k = Math.max(...axes) + 1;
+      const lead = dy.shape.slice(0, k);
+      if (lead.every((d, i) => d === 1 || axes.includes(i))) {
+        const outer = lead.slice(0, -1).reduce((p, q) => p * q, 1);
+        const inner = dy.size / (outer * lead[k - 1]);
+        summed = tf.sum(tf.sum(tf.reshape(dy, [outer, lead[k - 1], inner]), 1), 0).reshape(shape as number[]);
+      } else {
+        summed = tf.reshape(tf.sum(dy, axes), shape as number[]);
+      }
     }
-    const m = dy.shape.slice(0, k).reduce((p, q) => p * q, 1);
-    const fresh = tf.mul(tf.reshape(dy, [m, dy.size / m]), tf.scalar(sign)); // a new buffer: see above
-    return tf.matMul(tf.ones([1, m]), fresh).reshape(shape as number[]);
+    return sign === 1 ? summed : tf.neg(summed);
   });
 }
 
-/** The Add gradient: sums over broadcast axes as products with a row of ones where they lead. */
+/** The Add gradient: sums over broadcast axes, in two steps where they lead. */
 export const addGradConfig: tf.GradConfig = {
   kernelName: tf.Add,
   inputsToSave: ['a', 'b'],

@@ -11,7 +11,7 @@
  * | `AvgPool` gradient (global pooling, as in `groupNorm`) | `AvgPoolGrad` took a quarter of the small UNet's training step on wasm | a broadcast of dy/(H·W) ({@link avgPoolGradConfig}); other poolings keep tfjs's |
  * | `Conv2DBackpropFilter` kernel on wasm | missing, so `tf.fused.conv2d`'s gradient and direct calls throw | a kernel built from the forward convolution ({@link conv2dFilterGrad}) |
  * | `Identity`, same-dtype `Cast` kernels on wasm | copy the buffer; the engine clones every tensor it saves for the backward pass (≈ 2 400 copies in a small-UNet step) | kernels that share the buffer, reference-counted ({@link installKernels}) |
- * | `Add`, `Sub` gradients | a bias's gradient is a `Sum` over leading axes, which wasm computes by transposing first (12.5 ms at [4, 32, 32, 256]) | a product with a row of ones (0.8 ms) where the broadcast axes lead ({@link sumToShape}) |
+ * | `Add`, `Sub` gradients | a bias's gradient is a `Sum` over the leading axes [0, 1, 2], slow on wasm (14.4 ms at [4, 32, 32, 256]) | two sums, over W of [N·H, W, C] and then over N·H (4.0 ms) ({@link sumToShape}) |
  * | `Multiply` gradient | casts the other factor to float32 (a copy on wasm) even when it is float32 | the same products without the cast ({@link multiplyGradConfig}) |
  * | flipping a filter for the input gradient | 9 slices, a concat and a transpose per 3×3 layer | one kernel on wasm and cpu ({@link flipSpatialSwapChannels}) |
  *
@@ -34,7 +34,7 @@ export { conv2dFilterGrad, conv2dInputGrad, conv2dGradConfig, convGeometry, dila
 export { avgPoolGradConfig, isGlobalAvgPool } from './avgPool.ts';
 export { batchMatMulGradConfig, transposeLast2, unbroadcastBatch } from './matMul.ts';
 export { FLIP_SPATIAL_SWAP_CHANNELS, flipSpatialSwapChannels, installKernels } from './kernels.ts';
-export { addGradConfig, multiplyGradConfig, PRODUCT_SUM_MIN_SIZE, subGradConfig, sumToShape } from './elementwise.ts';
+export { addGradConfig, multiplyGradConfig, subGradConfig, sumToShape } from './elementwise.ts';
 export { nearestResizeGrad, nearestUpsampleGrad, resizeNearestNeighborGradConfig } from './resize.ts';
 
 /** What {@link installGradients} registered. */
