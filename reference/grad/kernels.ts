@@ -18,21 +18,14 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import { memoryOf } from '../nn/kernelMemory.ts';
 
 /** The kernel name of {@link flipSpatialSwapChannels}. */
 export const FLIP_SPATIAL_SWAP_CHANNELS = 'FlipSpatialSwapChannels';
 
-/** The part of tfjs-backend-wasm's backend object these kernels use. */
-interface WasmBackendLike {
+/** The one method of tfjs-backend-wasm's backend object the sharing kernels use. */
+interface RefCounting {
   incRef(dataId: tf.DataId): void;
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
-}
-
-/** The part of tfjs-backend-cpu's backend object these kernels use. */
-interface CpuBackendLike {
-  data: { get(dataId: tf.DataId): { values: Float32Array } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 }
 
 /** out[a, b, o, c] = w[k_h−1−a, k_w−1−b, c, o] over flat row-major arrays. */
@@ -57,31 +50,22 @@ function filterShape(fn: string, x: tf.TensorInfo): [number, number, number, num
   return x.shape as [number, number, number, number];
 }
 
-const flipWasm: tf.KernelConfig = {
-  kernelName: FLIP_SPATIAL_SWAP_CHANNELS,
-  backendName: 'wasm',
-  kernelFunc: ({ inputs, backend }) => {
-    const { x } = inputs as { x: tf.TensorInfo };
-    const [kh, kw, cin, cout] = filterShape(`${FLIP_SPATIAL_SWAP_CHANNELS} (wasm)`, x);
-    const b = backend as unknown as WasmBackendLike;
-    const out = b.makeOutput([kh, kw, cout, cin], 'float32'); // allocate before taking views: the heap may grow
-    flipSwapInto(b.typedArrayFromHeap(x), b.typedArrayFromHeap(out), kh, kw, cin, cout);
-    return out;
-  },
-};
-
-const flipCpu: tf.KernelConfig = {
-  kernelName: FLIP_SPATIAL_SWAP_CHANNELS,
-  backendName: 'cpu',
-  kernelFunc: ({ inputs, backend }) => {
-    const { x } = inputs as { x: tf.TensorInfo };
-    const [kh, kw, cin, cout] = filterShape(`${FLIP_SPATIAL_SWAP_CHANNELS} (cpu)`, x);
-    const b = backend as unknown as CpuBackendLike;
-    const out = new Float32Array(kh * kw * cin * cout);
-    flipSwapInto(b.data.get(x.dataId).values, out, kh, kw, cin, cout);
-    return b.makeTensorInfo([kh, kw, cout, cin], 'float32', out);
-  },
-};
+/** The flip kernel for a backend whose tensors are typed arrays on this thread (wasm, cpu). */
+function flipKernel(backendName: 'wasm' | 'cpu'): tf.KernelConfig {
+  return {
+    kernelName: FLIP_SPATIAL_SWAP_CHANNELS,
+    backendName,
+    kernelFunc: ({ inputs, backend }) => {
+      const { x } = inputs as { x: tf.TensorInfo };
+      const fn = `${FLIP_SPATIAL_SWAP_CHANNELS} (${backendName})`;
+      const [kh, kw, cin, cout] = filterShape(fn, x);
+      const mem = memoryOf(backend, fn);
+      const [out] = mem.alloc([[kh, kw, cout, cin]]); // allocated before the input is viewed: the heap may grow
+      flipSwapInto(mem.read(x), out.data, kh, kw, cin, cout);
+      return out.info;
+    },
+  };
+}
 
 /**
  * ŵ[a, b, o, c] = w[k_h−1−a, k_w−1−b, c, o]: both spatial axes reversed and the channel axes swapped,
@@ -110,7 +94,7 @@ function sharingIdentity(fallback: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
     if (x.dtype === 'string' || x.dtype === 'complex64') return fallback(args);
-    (args.backend as unknown as WasmBackendLike).incRef(x.dataId);
+    (args.backend as unknown as RefCounting).incRef(x.dataId);
     return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
   };
 }
@@ -145,7 +129,7 @@ function replace(kernelName: string, backendName: string, make: (fallback: tf.Ke
  */
 export function installKernels(): Array<[string, string]> {
   const done: Array<[string, string]> = [];
-  for (const k of [flipWasm, flipCpu]) {
+  for (const k of [flipKernel('wasm'), flipKernel('cpu')]) {
     if (tf.getKernel(k.kernelName, k.backendName) === undefined) {
       tf.registerKernel(k);
       done.push([k.backendName, k.kernelName]);
