@@ -50,27 +50,24 @@ export function sumToShape(dy: tf.Tensor, shape: readonly number[], sign: 1 | -1
   });
 }
 
+/** The gradient of a ± b: δ summed to each input's shape, negated for b when `signB` is −1. */
+function sumGradConfig(kernelName: string, signB: 1 | -1): tf.GradConfig {
+  return {
+    kernelName,
+    inputsToSave: ['a', 'b'],
+    gradFunc: (dy, saved) => {
+      const [a, b] = saved;
+      const d = dy as tf.Tensor;
+      return { a: () => sumToShape(d, a.shape, 1), b: () => sumToShape(d, b.shape, signB) };
+    },
+  };
+}
+
 /** The Add gradient: sums over broadcast axes, in two steps where they lead. */
-export const addGradConfig: tf.GradConfig = {
-  kernelName: tf.Add,
-  inputsToSave: ['a', 'b'],
-  gradFunc: (dy, saved) => {
-    const [a, b] = saved;
-    const d = dy as tf.Tensor;
-    return { a: () => sumToShape(d, a.shape, 1), b: () => sumToShape(d, b.shape, 1) };
-  },
-};
+export const addGradConfig: tf.GradConfig = sumGradConfig(tf.Add, 1);
 
 /** The Sub gradient: as {@link addGradConfig}, negated for the subtrahend. */
-export const subGradConfig: tf.GradConfig = {
-  kernelName: tf.Sub,
-  inputsToSave: ['a', 'b'],
-  gradFunc: (dy, saved) => {
-    const [a, b] = saved;
-    const d = dy as tf.Tensor;
-    return { a: () => sumToShape(d, a.shape, 1), b: () => sumToShape(d, b.shape, -1) };
-  },
-};
+export const subGradConfig: tf.GradConfig = sumGradConfig(tf.Sub, -1);
 
 /** δ ⊙ other, summed over the axes along which `shape` was broadcast, reshaped to `shape`. */
 function productGrad(dy: tf.Tensor, other: tf.Tensor, shape: readonly number[]): tf.Tensor {
