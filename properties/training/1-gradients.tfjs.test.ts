@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
-import { installGradients } from '../../reference/grad/index.ts';
+import { FLIP_SPATIAL_SWAP_CHANNELS, flipSpatialSwapChannels, installGradients, sumToShape } from '../../reference/grad/index.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 import { override } from '../../src/numeric/tolerance.ts';
-import { avgPool64, conv2d64, dot64, finiteDiff, matMul64, resizeNearest64, t64, tfPadding, type T64 } from './support/f64.ts';
+import { avgPool64, broadcast64, conv2d64, reduceTo64, dot64, finiteDiff, matMul64, resizeNearest64, t64, tfPadding, type T64 } from './support/f64.ts';
 
 installGradients();
 
@@ -213,6 +213,116 @@ describe('7.1 Gradients on every backend', () => {
     });
     expect(got.slice(0, 4)).toEqual([10, 18, 42, 50]);
     expect(got.slice(4)).not.toEqual([74, 82, 106, 114]);
+  });
+
+  it('the installed add, sub and mul gradients equal float64 finite differences for any broadcast, a bias over leading axes included  [training.grad.elementwiseEqFiniteDiff]', async () => {
+    type Op = 'add' | 'sub' | 'mul';
+    const f64: Record<Op, (p: number, q: number) => number> = { add: (p, q) => p + q, sub: (p, q) => p - q, mul: (p, q) => p * q };
+    const f32: Record<Op, (p: tf.Tensor, q: tf.Tensor) => tf.Tensor> = { add: tf.add, sub: tf.sub, mul: tf.mul };
+    // An operand's shape: the output's with some axes set to 1 (broadcast) and some leading axes dropped.
+    // A third of the operands are not broadcast (the residual adds), a third only over inner axes (the timestep
+    // embedding [N, 1, 1, C]), a third anyhow, so that each kind is well represented.
+    const ones = (rank: number) => fc.array(fc.boolean(), { minLength: rank, maxLength: rank });
+    const operand = (rank: number) =>
+      fc.oneof(
+        fc.constant({ ones: Array<boolean>(rank).fill(false), drop: 0 }),
+        ones(rank).map((o) => ({ ones: o.map((x, i) => i > 0 && x), drop: 0 })),
+        fc.record({ ones: ones(rank), drop: fc.integer({ min: 0, max: rank }) }),
+      );
+    const shapeOf = (out: number[], o: { ones: boolean[]; drop: number }): number[] => out.map((d, i) => (o.ones[i] ? 1 : d)).slice(o.drop);
+    const elementwiseCase = fc
+      // Rank ≤ 4 as the UNet's NHWC tensors; sizes ≥ 2, so that an axis set to 1 is a real broadcast (the bias example covers size 1).
+      .array(fc.integer({ min: 2, max: 4 }), { minLength: 1, maxLength: 4 })
+      .chain((out) => fc.record({ out: fc.constant(out), a: operand(out.length), b: operand(out.length), op: fc.constantFrom<Op>('add', 'sub', 'mul'), seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }) }));
+    // The conv bias: [C] broadcast over [N, H, W, C], the case summed in two steps.
+    const bias = { out: [2, 3, 2, 4], a: { ones: [false, false, false, false], drop: 0 }, b: { ones: [false, false, false, false], drop: 3 }, op: 'sub' as Op, seed: 5 };
+    // Spread: how often an operand is broadcast only over leading axes (the two-step sum), elsewhere, or not at all.
+    const spread = { leading: 0, other: 0, none: 0 };
+    const classify = (out: number[], s: number[]): keyof typeof spread => {
+      const padded = [...Array<number>(out.length - s.length).fill(1), ...s];
+      const reduced = out.map((d, i) => d > 1 && padded[i] === 1);
+      if (!reduced.includes(true)) return 'none';
+      const last = reduced.lastIndexOf(true);
+      return out.slice(0, last + 1).every((d, i) => d === 1 || reduced[i]) ? 'leading' : 'other';
+    };
+    await fc.assert(
+      fc.asyncProperty(elementwiseCase, async (c) => {
+        const rng = new Rng(c.seed);
+        const as = shapeOf(c.out, c.a);
+        const bs = shapeOf(c.out, c.b);
+        spread[classify(c.out, as)]++;
+        spread[classify(c.out, bs)]++;
+        const size = (s: number[]): number => s.reduce((p, q) => p * q, 1);
+        const a = t64(as, normals(rng, size(as)));
+        const b = t64(bs, normals(rng, size(bs)));
+        const y = broadcast64(a, b, f64[c.op]);
+        const r = normals(rng, y.data.length);
+        const [ga, gb] = finiteDiff(([p, q]) => dot64(broadcast64(p, q, f64[c.op]), r), [a, b]);
+        const [ta, tb] = await tfGrads(([p, q]) => f32[c.op](p, q), [a, b], r);
+        expect(ta).toBeCloseWithin(ga, GRAD_TOL, { shape: as, what: `∂/∂a, ${JSON.stringify(c)}` });
+        expect(tb).toBeCloseWithin(gb, GRAD_TOL, { shape: bs, what: `∂/∂b, ${JSON.stringify(c)}` });
+        // The reduction itself (two-step over leading axes, tfjs's sum otherwise), against the float64 sum.
+        const dy = tf.tensor(Float32Array.from(r), y.shape);
+        for (const [s, sign] of [[as, 1], [bs, -1]] as const) {
+          const got = sumToShape(dy, s, sign);
+          const want = reduceTo64({ shape: y.shape, data: Float64Array.from(r, (v) => sign * v) }, s);
+          expect(await got.data()).toBeCloseWithin(want.data, GRAD_TOL, { shape: s, what: `sumToShape(δ, [${s}], ${sign}), ${JSON.stringify(c)}` });
+          got.dispose();
+        }
+        dy.dispose();
+      }),
+      { numRuns: 60, examples: [[bias]] },
+    );
+    expect(Math.min(spread.leading, spread.other, spread.none), `operands by broadcast kind: ${JSON.stringify(spread)}`).toBeGreaterThanOrEqual(10);
+  });
+
+  it('the input gradient\'s filter is w[k_h−1−a, k_w−1−b, c, o] as [k_h, k_w, C_out, C_in], by the kernel and by the composite path  [training.grad.flipSwapEqDefinition]', async () => {
+    const backend = tf.getBackend();
+    const kernel = tf.getKernel(FLIP_SPATIAL_SWAP_CHANNELS, backend);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({ kh: fc.integer({ min: 1, max: 3 }), kw: fc.integer({ min: 1, max: 3 }), cin: fc.integer({ min: 1, max: 5 }), cout: fc.integer({ min: 1, max: 5 }), seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }) }),
+        async ({ kh, kw, cin, cout, seed }) => {
+          const w = Float32Array.from(normals(new Rng(seed), kh * kw * cin * cout));
+          const want: number[] = [];
+          for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) for (let o = 0; o < cout; o++) for (let c = 0; c < cin; c++) want.push(w[(((kh - 1 - a) * kw + (kw - 1 - b)) * cin + c) * cout + o]);
+          const tw = tf.tensor4d(w, [kh, kw, cin, cout]);
+          const paths: Array<[string, () => tf.Tensor]> = [['kernel or composite', () => flipSpatialSwapChannels(tw)]];
+          if (kernel) {
+            // The composite path (what backends without the kernel run), with the kernel taken away for one call.
+            paths.push(['composite', () => { tf.unregisterKernel(FLIP_SPATIAL_SWAP_CHANNELS, backend); try { return flipSpatialSwapChannels(tw); } finally { tf.registerKernel(kernel); } }]);
+          }
+          for (const [what, run] of paths) {
+            const before = tf.memory().numTensors;
+            const out = run();
+            expect(out.shape, what).toEqual([kh, kw, cout, cin]);
+            expect(Array.from(await out.data()), what).toEqual(want); // a permutation: exact
+            out.dispose();
+            expect(tf.memory().numTensors, `${what} leaks tensors`).toBe(before);
+          }
+          tw.dispose();
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it('on wasm a clone and a same-dtype cast share the buffer: equal values, independent lifetimes, no leak; a cast to int32 still converts  [training.grad.wasmSharedCloneNoLeak]', async () => {
+    if (tf.getBackend() !== 'wasm') return; // the sharing kernels are wasm's; cpu and webgl share by themselves
+    const before = tf.memory();
+    const x = tf.tensor1d([1.5, -2.25, 3]);
+    const c = tf.clone(x);
+    const f = tf.cast(x, 'float32');
+    const i = tf.cast(x, 'int32');
+    x.dispose();
+    expect(Array.from(await c.data())).toEqual([1.5, -2.25, 3]);
+    c.dispose();
+    expect(Array.from(await f.data())).toEqual([1.5, -2.25, 3]);
+    expect(i.dtype).toBe('int32');
+    expect(Array.from(await i.data())).toEqual([1, -2, 3]);
+    tf.dispose([f, i]);
+    const after = tf.memory();
+    expect([after.numTensors, after.numDataBuffers, after.numBytes]).toEqual([before.numTensors, before.numDataBuffers, before.numBytes]);
   });
 
   it('after installGradients the wasm backend has a Conv2DBackpropFilter kernel equal to float64 finite differences  [training.grad.wasmFilterKernel]', async () => {

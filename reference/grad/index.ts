@@ -10,6 +10,10 @@
  * | `ResizeNearestNeighbor` gradient | `ResizeNearestNeighborGrad` is wrong on cpu for batch > 1, and on every backend with `halfPixelCenters` | block sum for integer up-scaling, one-hot source matrices from the forward rule otherwise ({@link resizeNearestNeighborGradConfig}) |
  * | `AvgPool` gradient (global pooling, as in `groupNorm`) | `AvgPoolGrad` took a quarter of the small UNet's training step on wasm | a broadcast of dy/(H·W) ({@link avgPoolGradConfig}); other poolings keep tfjs's |
  * | `Conv2DBackpropFilter` kernel on wasm | missing, so `tf.fused.conv2d`'s gradient and direct calls throw | a kernel built from the forward convolution ({@link conv2dFilterGrad}) |
+ * | `Identity`, same-dtype `Cast` kernels on wasm | copy the buffer; the engine clones every tensor it saves for the backward pass (≈ 2 400 copies in a small-UNet step) | kernels that share the buffer, reference-counted ({@link installKernels}) |
+ * | `Add`, `Sub` gradients | a bias's gradient is a `Sum` over the leading axes [0, 1, 2], slow on wasm (14.4 ms at [4, 32, 32, 256]) | two sums, over W of [N·H, W, C] and then over N·H (4.0 ms) ({@link sumToShape}) |
+ * | `Multiply` gradient | casts the other factor to float32 (a copy on wasm) even when it is float32 | the same products without the cast ({@link multiplyGradConfig}) |
+ * | flipping a filter for the input gradient | 9 slices, a concat and a transpose per 3×3 layer | one kernel on wasm and cpu ({@link flipSpatialSwapChannels}) |
  *
  * Every other op the UNet uses (add, mul, sigmoid, mean, rsqrt, softmax, concat, pad, slice, reshape,
  * transpose, sum) has a correct built-in gradient on every backend; the properties in
@@ -23,10 +27,14 @@ import { conv2dFilterGrad, conv2dGradConfig, type ConvPad } from './conv2d.ts';
 import { avgPoolGradConfig } from './avgPool.ts';
 import { batchMatMulGradConfig } from './matMul.ts';
 import { resizeNearestNeighborGradConfig } from './resize.ts';
+import { installKernels } from './kernels.ts';
+import { addGradConfig, multiplyGradConfig, subGradConfig } from './elementwise.ts';
 
 export { conv2dFilterGrad, conv2dInputGrad, conv2dGradConfig, convGeometry, dilateSpatial, type ConvPad } from './conv2d.ts';
 export { avgPoolGradConfig, isGlobalAvgPool } from './avgPool.ts';
 export { batchMatMulGradConfig, transposeLast2, unbroadcastBatch } from './matMul.ts';
+export { FLIP_SPATIAL_SWAP_CHANNELS, flipSpatialSwapChannels, installKernels } from './kernels.ts';
+export { addGradConfig, multiplyGradConfig, subGradConfig, sumToShape } from './elementwise.ts';
 export { nearestResizeGrad, nearestUpsampleGrad, resizeNearestNeighborGradConfig } from './resize.ts';
 
 /** What {@link installGradients} registered. */
@@ -57,23 +65,25 @@ const wasmConv2dBackpropFilter: tf.KernelConfig = {
 
 /**
  * Install the gradients and kernels in the table above, once per process (later calls return the same
- * report). Call it before building a model's forward pass with gradients; it does not depend on which
- * backend is active (gradient functions are shared by all backends; the wasm kernel is registered even if
- * wasm is not the current backend).
+ * report, after registering any wasm kernel whose backend was loaded since). Call it before building a model's
+ * forward pass with gradients; gradient functions are shared by all backends; the wasm kernels are registered
+ * once tfjs-backend-wasm is loaded (`initBackend` loads it), whether or not wasm is the current backend.
  */
 export function installGradients(): InstalledGradients {
-  if (installed) return installed;
-  const report: InstalledGradients = { gradients: [], kernels: [] };
-  for (const g of [conv2dGradConfig, batchMatMulGradConfig, resizeNearestNeighborGradConfig, avgPoolGradConfig()]) {
-    tf.registerGradient(g); // replaces tfjs's (it warns only in DEBUG mode)
-    report.gradients.push(g.kernelName);
+  if (!installed) {
+    const report: InstalledGradients = { gradients: [], kernels: [] };
+    for (const g of [conv2dGradConfig, batchMatMulGradConfig, resizeNearestNeighborGradConfig, avgPoolGradConfig(), addGradConfig, subGradConfig, multiplyGradConfig]) {
+      tf.registerGradient(g); // replaces tfjs's (it warns only in DEBUG mode)
+      report.gradients.push(g.kernelName);
+    }
+    installed = report;
   }
   if (tf.getKernel(tf.Conv2DBackpropFilter, 'wasm') === undefined) {
     tf.registerKernel(wasmConv2dBackpropFilter);
-    report.kernels.push(['wasm', tf.Conv2DBackpropFilter]);
+    installed.kernels.push(['wasm', tf.Conv2DBackpropFilter]);
   }
-  installed = report;
-  return report;
+  installed.kernels.push(...installKernels());
+  return installed;
 }
 
 /** Whether {@link installGradients} has run in this process. */

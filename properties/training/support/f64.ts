@@ -145,6 +145,56 @@ export function avgPool64(x: T64, fh: number, fw: number, s: number): T64 {
   return { shape: [n, oh, ow, c], data: out };
 }
 
+/** The broadcast shape of `shapes` (NumPy rules: aligned on the right; a dimension of 1 or a missing one repeats). */
+function broadcastShape(...shapes: number[][]): number[] {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  return Array.from({ length: rank }, (_, i) => {
+    const ds = shapes.map((s) => s[i - (rank - s.length)] ?? 1);
+    const d = Math.max(...ds);
+    if (ds.some((x) => x !== 1 && x !== d)) throw new Error(`broadcast64: shapes ${shapes.map((s) => `[${s}]`).join(', ')} do not broadcast`);
+    return d;
+  });
+}
+
+/** For each flat position of `out`, the flat position of `s` broadcast to it (broadcast axes read index 0). */
+function broadcastIndex(out: number[], s: number[]): Int32Array {
+  const n = out.reduce((p, q) => p * q, 1);
+  const map = new Int32Array(n);
+  const lead = out.length - s.length;
+  for (let k = 0; k < n; k++) {
+    let r = k;
+    let f = 0;
+    let stride = 1;
+    for (let i = out.length - 1; i >= 0; i--) {
+      const idx = r % out[i];
+      r = Math.floor(r / out[i]);
+      if (i >= lead) {
+        const d = s[i - lead];
+        f += (d === 1 ? 0 : idx) * stride;
+        stride *= d;
+      }
+    }
+    map[k] = f;
+  }
+  return map;
+}
+
+/** An elementwise binary operation with NumPy broadcasting, in float64. */
+export function broadcast64(a: T64, b: T64, op: (p: number, q: number) => number): T64 {
+  const shape = broadcastShape(a.shape, b.shape);
+  const [ia, ib] = [broadcastIndex(shape, a.shape), broadcastIndex(shape, b.shape)];
+  return { shape, data: Float64Array.from(ia, (_, k) => op(a.data[ia[k]], b.data[ib[k]])) };
+}
+
+/** y summed over the axes along which `shape` was broadcast to y's shape (the adjoint of broadcasting), in float64. */
+export function reduceTo64(y: T64, shape: number[]): T64 {
+  if (broadcastShape(y.shape, shape).some((d, i) => d !== y.shape[i])) throw new Error(`reduceTo64: [${shape}] does not broadcast to [${y.shape}]`);
+  const idx = broadcastIndex(y.shape, shape);
+  const out = new Float64Array(shape.reduce((p, q) => p * q, 1));
+  for (let k = 0; k < idx.length; k++) out[idx[k]] += y.data[k];
+  return { shape, data: out };
+}
+
 /**
  * swish(GroupNorm(x)) (or GroupNorm(x) alone) in float64, NHWC, straight from the definition: each example's
  * group of C/G consecutive channels is normalised over its positions and channels (biased variance), then
