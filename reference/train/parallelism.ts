@@ -87,7 +87,7 @@ export function fasterWorkers(timings: readonly WorkerTiming[]): number {
  * (a property checks it) and over-estimate a little. The fused kernels and flat optimiser buffers lower the true
  * figures: the benchmark's JSON records the wasm heap after each training step (`wasmHeapBytes`) to measure them again.
  */
-export const WASM_STEP_MEMORY = { optimiserPerParamByte: 22, backwardPerParamByte: 10, perActivationByte: 24 } as const;
+export const WASM_STEP_MEMORY = { optimiserPerParamByte: 22.5, backwardPerParamByte: 10, perActivationByte: 24 } as const;
 
 /** Bytes one thread may use for a training step on `backend` (wasm: its 32-bit heap of 4 GiB, less a margin for fragmentation; others: a quarter of the machine's memory). */
 export function threadMemoryBytes(backend: string, totalMemBytes: number): number {
@@ -111,10 +111,19 @@ export function stepBytesEstimate(model: ModelConfig, parameterCount: number, ex
  */
 export function largestFittingMicroBatch(perThread: number, bytesFor: (examples: number) => number, limitBytes: number): number | undefined {
   if (bytesFor(perThread) <= limitBytes) return undefined;
+  if (perThread <= 1 || bytesFor(1) > limitBytes) return 1;
   let m = perThread - 1;
   while (m > 1 && bytesFor(m) > limitBytes) m--;
   // microbatch.ts splits the share evenly: with ⌈perThread / m⌉ chunks, the largest holds ⌈perThread / chunks⌉.
   return Math.ceil(perThread / Math.ceil(perThread / m));
+}
+
+/**
+ * The micro-batch `train` takes without `--micro-batch` for a thread computing `perThread` examples of `model`
+ * (`parameterCount` parameters) on `backend` (undefined: one pass).
+ */
+export function autoMicroBatch(model: ModelConfig, parameterCount: number, backend: string, perThread: number, totalMemBytes: number): number | undefined {
+  return largestFittingMicroBatch(perThread, (n) => stepBytesEstimate(model, parameterCount, n), threadMemoryBytes(backend, totalMemBytes));
 }
 
 /** The examples one thread computes at once with `workers` threads on a batch of `batch` (the largest shard). */
@@ -235,9 +244,8 @@ export async function resolveParallelism(
     if (rec.microBatch !== undefined && (rec.workers === undefined || rec.workers === k)) return { microBatch: rec.microBatch ?? undefined, microFrom: 'checkpoint' };
     if (req.microBatch === undefined) return { microBatch: undefined, microFrom: 'whole' };
     const perThread = examplesPerThread(B, k);
-    const bytesFor = (n: number): number => stepBytesEstimate(config.model, params, n);
-    const m = largestFittingMicroBatch(perThread, bytesFor, limitBytes);
-    return { microBatch: m, microFrom: 'memory', memory: { perThread, bytes: bytesFor(perThread), limitBytes, backend } };
+    const m = autoMicroBatch(config.model, params, backend, perThread, req.totalMemBytes);
+    return { microBatch: m, microFrom: 'memory', memory: { perThread, bytes: stepBytesEstimate(config.model, params, perThread), limitBytes, backend } };
   };
   const base = { batch: B };
   if (typeof req.workers === 'number') {
