@@ -75,11 +75,14 @@ describe('7.12 Using every core: the worker count and micro-batch train chooses'
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 512 }),
-        // bytes(n) = fixed + n · perExample, limit: any affine memory model and budget.
+        // bytes(n) = fixed + n · perExample; the limit admits `fit` examples (0: not one; ≥ perThread: all) plus a
+        // fraction of one more, so that every case — none, some, all fit — is drawn often.
         fc.integer({ min: 0, max: 1e9 }),
-        fc.integer({ min: 1, max: 1e9 }),
-        fc.integer({ min: 1, max: 2e9 }),
-        (perThread, fixed, per, limit) => {
+        fc.integer({ min: 1, max: 1e7 }),
+        fc.integer({ min: 0, max: 600 }),
+        fc.double({ min: 0, max: 0.999, noNaN: true }),
+        (perThread, fixed, per, fit, frac) => {
+          const limit = fixed + per * (fit + frac);
           const bytes = (n: number): number => fixed + per * n;
           const m = largestFittingMicroBatch(perThread, bytes, limit);
           if (bytes(perThread) <= limit) {
