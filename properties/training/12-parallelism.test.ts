@@ -1,12 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { TrainConfig } from '../../reference/train/config.ts';
 import { latestCheckpointDir, readTrainCheckpoint } from '../../reference/train/checkpoint.ts';
-import { ToyStream, type BatchSource } from '../../reference/train/data.ts';
 import { train } from '../../reference/train/loop.ts';
 import {
   autoMicroBatch,
@@ -22,8 +19,7 @@ import {
 } from '../../reference/train/parallelism.ts';
 import { CIFAR10_CONFIG, SMALL_CONFIG, UNetConfig } from '../../reference/unet/config.ts';
 import { countParams } from '../../reference/unet/params.ts';
-import { Rng } from '../../src/numeric/rng.ts';
-import { differing, tensorBytes } from './support/runs.ts';
+import { differing, moons, runCli, tensorBytes, tinyMoonsConfig as config } from './support/runs.ts';
 
 const BACKENDS = ['wasm', 'cpu', 'webgpu', 'tensorflow'];
 const GiB = 2 ** 30;
@@ -152,20 +148,6 @@ describe('7.12 Using every core: the worker count and micro-batch train chooses'
   });
 });
 
-/** A tiny MLP run on two moons (as in 7.5). */
-function config(over: Record<string, unknown> = {}): TrainConfig {
-  return TrainConfig.parse({
-    model: { kind: 'mlp', mlp: { in_dim: 2, out_dim: 2, hidden: 16, layers: 2, temb_dim: 8 } },
-    diffusion: { num_diffusion_timesteps: 50, beta_start: 1e-3, beta_end: 0.2 },
-    optim: { lr: 1e-2, warmup: 3, ema_decay: 0.9 },
-    batch_size: 16,
-    checkpoint_every: 5,
-    log_every: 5,
-    seed: 42,
-    ...over,
-  });
-}
-const moons = (rng: Rng): BatchSource => new ToyStream('moons', rng);
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'ddpm-par-'));
 /** Worker threads start a backend each: on the default backend only (as in 7.5). */
 const onDefaultBackend = process.env.DDPM_TEST_SET !== 'backend';
@@ -199,16 +181,6 @@ describe('7.12 Using every core: the choice leaves the run unchanged', () => {
     },
   );
 });
-
-const CLI = join(import.meta.dirname, '../../bin/ddpm-spec.mjs');
-function runCli(args: string[]): Promise<{ code: number | null; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('exit', (code) => resolve({ code, err }));
-  });
-}
 
 describe('7.12 Using every core: the command line', () => {
   it.runIf(onDefaultBackend && availableParallelism() >= 2)(

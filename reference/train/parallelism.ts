@@ -22,6 +22,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import { SystemError } from '../../src/io/errors.ts';
 import { Rng } from '../../src/numeric/rng.ts';
 import type { GaussianDiffusion } from '../diffusion/buffers.ts';
 import type { ModelConfig, TrainConfig } from './config.ts';
@@ -202,6 +203,12 @@ export function describeParallelism(c: ParallelismChoice): string {
   return `parallelism: ${w}; ${m}`;
 }
 
+/**
+ * The most micro-batches per thread that 'auto' takes; a batch that needs more is refused (`--micro-batch` still
+ * forces any split): a step of that many passes is almost certainly a mistaken batch size.
+ */
+export const MAX_AUTO_MICRO_BATCHES = 64;
+
 /** The share of the machine's memory that a run's worker threads may use together. */
 export const HOST_MEMORY_SHARE = 0.75;
 
@@ -245,6 +252,12 @@ export async function resolveParallelism(
     if (req.microBatch === undefined) return { microBatch: undefined, microFrom: 'whole' };
     const perThread = examplesPerThread(B, k);
     const m = autoMicroBatch(config.model, params, backend, perThread, req.totalMemBytes);
+    if (m !== undefined && Math.ceil(perThread / m) > MAX_AUTO_MICRO_BATCHES) {
+      throw new SystemError(
+        'batch_size',
+        `${B} (${perThread} examples per thread) needs at least ${gib(stepBytesEstimate(config.model, params, perThread))} of activations and optimiser state by the measured estimate; more than ${MAX_AUTO_MICRO_BATCHES} micro-batches of ${m} would be needed to fit the ${backend} backend's ${gib(limitBytes)} per thread: lower batch_size or pass --micro-batch`,
+      );
+    }
     return { microBatch: m, microFrom: 'memory', memory: { perThread, bytes: stepBytesEstimate(config.model, params, perThread), limitBytes, backend } };
   };
   const base = { batch: B };

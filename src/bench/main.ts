@@ -18,6 +18,7 @@
  *
  * ```
  * npm run bench -- [--quick] [--backends wasm,cpu,webgpu] [--no-torch] [--no-train] [--only-profile] [--out FILE] [--max-estimate-s 30] [--max-train-estimate-s 240 (30 with --quick)]
+ *               [--models small,cifar10] [--train-batches 8,32] [--only-train]
  * ```
  *
  * @module
@@ -52,7 +53,13 @@ const timing: TimingOptions = quick ? { minTimeS: 1, minReps: 2, maxReps: 3, sin
  */
 const trainTiming: TimingOptions = quick ? { minTimeS: 1, minReps: 1, maxReps: 3, singleRunAboveS: 20 } : { minTimeS: 3, minReps: 1, maxReps: 5, singleRunAboveS: 45 };
 const maxTrainEstimateS = Number(arg('--max-train-estimate-s') ?? (quick ? '30' : '240'));
-const TRAIN_BATCHES = [8, 32];
+/** `--train-batches 8,32`: the training step's batch sizes. */
+const TRAIN_BATCHES = (arg('--train-batches') ?? '8,32').split(',').map((b) => {
+  if (!/^[1-9]\d*$/.test(b.trim())) throw new Error(`bench: --train-batches must be positive integers separated by commas, got ${JSON.stringify(b)}`);
+  return Number(b);
+});
+/** `--only-train`: the training-step table alone (no forward/sampling table, no profile). */
+const onlyTrain = flag('--only-train');
 /** A training step over a forward pass of the same batch, on wasm (measured: 470 / 57.5 ms small b8, 22.9 / 3.4 s CIFAR-10 b8), for estimates only. */
 const TRAIN_OVER_FORWARD = 8;
 
@@ -156,7 +163,7 @@ async function main(): Promise<void> {
 
   // Per-layer profile of the wasm forward pass (first, while the engine's heap is fresh).
   const profiles: Array<{ workload: Workload; totalMs: number; layers: Record<LayerKind, number> }> = [];
-  if (wasm) {
+  if (wasm && !onlyTrain) {
     for (const w of (quick ? [{ model: 'small', batch: 8, kind: 'forward' }] : [
       { model: 'cifar10', batch: 1, kind: 'forward' },
       { model: 'cifar10', batch: 8, kind: 'forward' },
@@ -171,9 +178,10 @@ async function main(): Promise<void> {
     }
   }
   // Workloads, smallest first (their timings predict the larger ones).
-  const models = quick ? ['small'] : ['small', 'cifar10'];
+  const models = arg('--models')?.split(',').map((m) => m.trim()) ?? (quick ? ['small'] : ['small', 'cifar10']);
+  for (const m of models) if (!(m in BENCH_MODELS)) throw new Error(`bench: --models must name ${Object.keys(BENCH_MODELS).join(', ')}, got ${JSON.stringify(m)}`);
   const workloads: Workload[] = [];
-  for (const model of onlyProfile ? [] : models) {
+  for (const model of onlyProfile || onlyTrain ? [] : models) {
     for (const batch of [1, 8]) for (const kind of ['forward', 'step'] as const) workloads.push({ model, batch, kind });
   }
   const results: Result[] = [];
