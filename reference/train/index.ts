@@ -7,6 +7,7 @@
  */
 export { TrainConfig, OptimConfig, DiffusionTrainConfig, ModelConfig, PRESETS, parseTrainConfig, readTrainConfig } from './config.ts';
 export { createModel, type TrainableModel } from './model.ts';
+export { describeParallelism, fasterWorkers, workerCandidates, type ParallelismChoice } from './parallelism.ts';
 export { initOptimState, disposeOptimState, optimStep, globalNorm, learningRate, ownedVariable, type OptimState } from './optim.ts';
 export { ImageEpochs, ToyStream, openDataset, DATASETS, BatchSourceState, type BatchSource, type DatasetName } from './data.ts';
 export {
