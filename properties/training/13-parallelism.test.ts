@@ -33,7 +33,7 @@ const SMALL = unet(SMALL_CONFIG);
 const P_CIFAR = countParams(CIFAR.unet);
 const P_SMALL = countParams(SMALL.unet);
 
-describe('7.12 Using every core: the worker count and micro-batch train chooses', () => {
+describe('7.13 Using every core: the worker count and micro-batch train chooses', () => {
   it('the counts tried are 1 and min(cores, batch), the second only on a single-threaded backend with something to split, and a reason is given exactly when only 1 is tried  [training.parallelism.candidates]', () =>
     fc.assert(
       fc.property(fc.constantFrom(...BACKENDS), cores, batch, (backend, c, b) => {
@@ -152,7 +152,7 @@ const tmp = (): string => mkdtempSync(join(tmpdir(), 'ddpm-par-'));
 /** Worker threads start a backend each: on the default backend only (as in 7.5). */
 const onDefaultBackend = process.env.DDPM_TEST_SET !== 'backend';
 
-describe('7.12 Using every core: the choice leaves the run unchanged', () => {
+describe('7.13 Using every core: the choice leaves the run unchanged', () => {
   it.runIf(onDefaultBackend)(
     'a run that times its worker count gives bit for bit the run with that count given, records the count and micro-batch in its checkpoints, and a resumed run keeps them  [training.parallelism.autoKeepsNumbers]',
     async () => {
@@ -182,7 +182,7 @@ describe('7.12 Using every core: the choice leaves the run unchanged', () => {
   );
 });
 
-describe('7.12 Using every core: the command line', () => {
+describe('7.13 Using every core: the command line', () => {
   it.runIf(onDefaultBackend && availableParallelism() >= 2)(
     'train prints one parallelism line: what it chose and why without options, the recorded count on resume, and when --workers overrides it  [training.cli.parallelismLine]',
     async () => {
