@@ -281,27 +281,29 @@ async function main(): Promise<void> {
     `models: ${models.map((m) => `${m} (${countParams(BENCH_MODELS[m]).toLocaleString('en-US')} parameters, ${(totalForwardFlops(BENCH_MODELS[m]) / 1e9).toFixed(3)} GFLOP per image forward)`).join('; ')}`,
   );
   lines.push('');
-  lines.push('median time per call; ×: ratio to PyTorch with 2 threads (lower is better); GF/s: forward-pass FLOPs per second');
-  lines.push('');
-  lines.push(`| workload | ${names.join(' | ')} |`);
-  lines.push(`|---|${names.map(() => '---').join('|')}|`);
-  for (const w of workloads) {
-    const flops = totalForwardFlops(BENCH_MODELS[w.model]) * w.batch * (w.kind === 'train' ? 3 : 1);
-    const refR = results.find((r) => r.engine === ref && r.workload === w);
-    const cells = names.map((n) => {
-      const r = results.find((q) => q.engine === n && q.workload === w);
-      if (r === undefined) return '—';
-      if (r.medianMs === undefined) return r.skipped?.startsWith('failed') ? 'failed²' : 'skipped';
-      const ratio = refR?.medianMs ? ` (×${(r.medianMs / refR.medianMs).toFixed(2)})` : '';
-      return `${fmtMs(r.medianMs)}${n === ref ? '' : ratio}, ${(flops / r.medianMs / 1e6).toFixed(1)} GF/s${r.note ? '¹' : ''}`;
-    });
-    lines.push(`| ${w.model} b${w.batch} ${w.kind} | ${cells.join(' | ')} |`);
-  }
-  lines.push('');
-  lines.push(`¹ timed once (a slow engine); skipped: estimated above ${maxEstimateS} s per call.`);
-  for (const r of results.filter((q) => q.skipped?.startsWith('failed'))) lines.push(`² ${r.engine}, ${r.workload.model} b${r.workload.batch} ${r.workload.kind}: ${r.skipped}`);
-  if (trainMs.length > 0) {
+  if (workloads.length > 0) {
+    lines.push('median time per call; ×: ratio to PyTorch with 2 threads (lower is better); GF/s: forward-pass FLOPs per second');
     lines.push('');
+    lines.push(`| workload | ${names.join(' | ')} |`);
+    lines.push(`|---|${names.map(() => '---').join('|')}|`);
+    for (const w of workloads) {
+      const flops = totalForwardFlops(BENCH_MODELS[w.model]) * w.batch * (w.kind === 'train' ? 3 : 1);
+      const refR = results.find((r) => r.engine === ref && r.workload === w);
+      const cells = names.map((n) => {
+        const r = results.find((q) => q.engine === n && q.workload === w);
+        if (r === undefined) return '—';
+        if (r.medianMs === undefined) return r.skipped?.startsWith('failed') ? 'failed²' : 'skipped';
+        const ratio = refR?.medianMs ? ` (×${(r.medianMs / refR.medianMs).toFixed(2)})` : '';
+        return `${fmtMs(r.medianMs)}${n === ref ? '' : ratio}, ${(flops / r.medianMs / 1e6).toFixed(1)} GF/s${r.note ? '¹' : ''}`;
+      });
+      lines.push(`| ${w.model} b${w.batch} ${w.kind} | ${cells.join(' | ')} |`);
+    }
+    lines.push('');
+    lines.push(`¹ timed once (a slow engine); skipped: estimated above ${maxEstimateS} s per call.`);
+    for (const r of results.filter((q) => q.skipped?.startsWith('failed'))) lines.push(`² ${r.engine}, ${r.workload.model} b${r.workload.batch} ${r.workload.kind}: ${r.skipped}`);
+  }
+  if (trainMs.length > 0) {
+    if (workloads.length > 0) lines.push('');
     lines.push(formatTrainTable(tRows));
     lines.push(...trainNotes(trainMs));
     if (engines.some((e) => e.name === 'PyTorch 1 thread')) lines.push('PyTorch with 1 thread is not timed on training steps (the comparison is with 2 threads; it keeps the run short).');
