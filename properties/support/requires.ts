@@ -87,3 +87,20 @@ export function need(ctx: { skip: (note?: string) => never }, r: Requirement, en
   if (inCi(env)) throw new Error(`${r.missing} (CI=true: .ci/run installs it, so a missing one fails instead of skipping)`);
   ctx.skip(r.missing);
 }
+
+/** Commands on PATH (looked up once each), with the Debian packages that provide them. */
+export function requireCommands(commands: Readonly<Record<string, string>>): Requirement {
+  const absent = Object.keys(commands).filter((c) => {
+    const key = `cmd:${c}`;
+    let hit = cache.get(key);
+    if (hit === undefined) {
+      const probe = spawnSync('sh', ['-c', `command -v ${c}`], { encoding: 'utf8', timeout: 10_000 });
+      hit = { ok: probe.status === 0, missing: '' };
+      cache.set(key, hit);
+    }
+    return !hit.ok;
+  });
+  if (absent.length === 0) return { ok: true, missing: '' };
+  const packages = [...new Set(absent.map((c) => commands[c]))];
+  return { ok: false, missing: `needs ${absent.join(', ')}: apt-get install ${packages.join(' ')}` };
+}

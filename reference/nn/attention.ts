@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import { attentionFused, fusedAttentionAvailable } from './attentionKernels.ts';
 
 /**
  * Scaled dot-product attention over the P = H·W positions of each example:
@@ -24,6 +25,9 @@ export function dotProductAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor
   }
   const [n, p, c] = q.shape;
   const scale = 1 / Math.sqrt(c);
+  // Where the backend has the fused kernel (wasm: a SIMD module; cpu: JavaScript loops), one kernel forward and
+  // one backward instead of the products below: faster at every size measured (docs/unet.md), and far fewer kernels.
+  if (fusedAttentionAvailable() && q.dtype === 'float32' && k.dtype === 'float32' && v.dtype === 'float32') return attentionFused(q, k, v, scale);
   return tf.tidy(() => {
     // An explicit transpose: on the wasm backend matMul with transposeB is many times slower.
     if (n > 1 && p * p * c >= 1 << 18 && tf.getBackend() === 'wasm') {

@@ -5,7 +5,7 @@
  */
 export { swish } from './activation.ts';
 export { dense } from './dense.ts';
-export { groupNorm } from './norm.ts';
+export { groupNorm, groupNormSwish } from './norm.ts';
 export { conv2dSame, downsample, upsampleNearest2x } from './conv.ts';
 export { dotProductAttention } from './attention.ts';
 export { timestepEmbedding, timestepFrequencies } from './timestepEmbedding.ts';

@@ -4,6 +4,8 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import { swish } from './activation.ts';
+import { fusedGroupNormAvailable, groupNormSwishFused, installGroupNormKernels } from './groupNormKernels.ts';
 
 /**
  * Normalise each group of `C/G` consecutive channels of each example over its positions and channels,
@@ -47,5 +49,22 @@ export function groupNorm(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D,
     const d = x.sub(groupMean(x)) as tf.Tensor4D;
     const variance = groupMean(d.mul(d) as tf.Tensor4D);
     return d.mul(tf.rsqrt(variance.add(eps)).mul(gamma)).add(beta) as tf.Tensor4D;
+  });
+}
+
+/**
+ * `swish(groupNorm(x))` (or `groupNorm(x)` with `swish: false`), the pair every residual block and the output
+ * head apply. Where the fused kernels of `groupNormKernels.ts` are registered for the active backend (wasm,
+ * cpu) this is one kernel forward and one backward; elsewhere it is the composite {@link groupNorm} followed by
+ * {@link swish}, which stays the definition [training.grad.fusedNormEqComposite].
+ */
+export function groupNormSwish(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, groups: number, eps: number, withSwish = true): tf.Tensor4D {
+  installGroupNormKernels();
+  if (fusedGroupNormAvailable() && x.dtype === 'float32' && gamma.dtype === 'float32' && beta.dtype === 'float32') {
+    return groupNormSwishFused(x, gamma, beta, { groups, eps, swish: withSwish });
+  }
+  return tf.tidy(() => {
+    const y = groupNorm(x, gamma, beta, groups, eps);
+    return withSwish ? swish(y) : y;
   });
 }

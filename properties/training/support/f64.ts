@@ -144,3 +144,57 @@ export function avgPool64(x: T64, fh: number, fw: number, s: number): T64 {
         }
   return { shape: [n, oh, ow, c], data: out };
 }
+
+/**
+ * swish(GroupNorm(x)) (or GroupNorm(x) alone) in float64, NHWC, straight from the definition: each example's
+ * group of C/G consecutive channels is normalised over its positions and channels (biased variance), then
+ * scaled and shifted per channel; swish(z) = z / (1 + e^(−z)).
+ */
+export function groupNormSwish64(x: T64, gamma: T64, beta: T64, groups: number, eps: number, swish: boolean): T64 {
+  const c = x.shape[3];
+  const { mean, std } = groupMoments64(x, groups, eps);
+  const out = Float64Array.from(x.data, (v, i) => {
+    const z = (gamma.data[i % c] * (v - mean[i])) / std[i] + beta.data[i % c];
+    return swish ? z / (1 + Math.exp(-z)) : z;
+  });
+  return { shape: x.shape.slice(), data: out };
+}
+
+/** Per element of x (NHWC): the mean and √(σ² + ε) of its example's group of C/G channels, in float64. */
+export function groupMoments64(x: T64, groups: number, eps: number): { mean: Float64Array; std: Float64Array } {
+  const [n, h, w, c] = x.shape;
+  const cg = c / groups;
+  const mean = new Float64Array(x.data.length);
+  const std = new Float64Array(x.data.length);
+  for (let e = 0; e < n; e++)
+    for (let g = 0; g < groups; g++) {
+      const idx: number[] = [];
+      for (let p = 0; p < h * w; p++) for (let j = 0; j < cg; j++) idx.push((e * h * w + p) * c + g * cg + j);
+      const mu = idx.reduce((s, i) => s + x.data[i], 0) / idx.length;
+      const sd = Math.sqrt(idx.reduce((s, i) => s + (x.data[i] - mu) ** 2, 0) / idx.length + eps);
+      for (const i of idx) {
+        mean[i] = mu;
+        std[i] = sd;
+      }
+    }
+  return { mean, std };
+}
+
+/** Single-head attention in float64: o_i = Σ_j softmax_j(α⟨q_i, k_j⟩) v_j per example; q, k, v [N, P, C]. */
+export function attention64(q: T64, k: T64, v: T64, scale: number): T64 {
+  const [n, p, c] = q.shape;
+  const out = new Float64Array(n * p * c);
+  for (let e = 0; e < n; e++)
+    for (let i = 0; i < p; i++) {
+      const s = Array.from({ length: p }, (_, j) => {
+        let d = 0;
+        for (let ch = 0; ch < c; ch++) d += q.data[(e * p + i) * c + ch] * k.data[(e * p + j) * c + ch];
+        return scale * d;
+      });
+      const m = Math.max(...s);
+      const w = s.map((x) => Math.exp(x - m));
+      const z = w.reduce((a, b) => a + b, 0);
+      for (let j = 0; j < p; j++) for (let ch = 0; ch < c; ch++) out[(e * p + i) * c + ch] += (w[j] / z) * v.data[(e * p + j) * c + ch];
+    }
+  return { shape: q.shape.slice(), data: out };
+}

@@ -1,0 +1,313 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { swish } from '../../reference/nn/activation.ts';
+import {
+  FUSED_NORM_BACKENDS,
+  fusedGroupNormAvailable,
+  GROUP_NORM_SWISH,
+  GROUP_NORM_SWISH_GRAD,
+  groupNormSwishForward,
+  groupNormSwishBackward,
+  groupNormSwishFused,
+  installGroupNormKernels,
+} from '../../reference/nn/groupNormKernels.ts';
+import { groupNorm } from '../../reference/nn/norm.ts';
+import { Rng } from '../../src/numeric/rng.ts';
+import { override } from '../../src/numeric/tolerance.ts';
+import { need, requireCommands } from '../support/requires.ts';
+import { attention64, dot64, finiteDiff, groupMoments64, groupNormSwish64, t64, type T64 } from './support/f64.ts';
+import { attentionBackward, attentionForward, attentionFused, ATTENTION, ATTENTION_GRAD, fusedAttentionAvailable } from '../../reference/nn/attentionKernels.ts';
+import { dotProductAttention } from '../../reference/nn/attention.ts';
+
+installGroupNormKernels();
+
+const EPS = 1e-6;
+// Output divided by each element's condition scale |γ|(|x| + |μ|)/σ + |β| (as [unet.nn.groupNormEqDefinition]):
+// float32 rounds x and μ before x − μ cancels, and 1/σ amplifies it; swish' ≤ 1.1 keeps the bound for the swish.
+const NORM = override({ rtol: 0, atol: 1e-5 }, 'fused GroupNorm vs float64, scaled by the element\'s condition |γ|(|x|+|μ|)/σ + |β|: the centring cancels in float32');
+// Gradient entries are sums over a group (≤ 64 values) of products of O(1) terms times 1/σ with σ ≳ 1 here.
+const GRAD = override({ rtol: 1e-4, atol: 5e-5 }, 'float32 sums of up to 64 products of O(1) terms vs float64 central differences');
+// Two float32 implementations of the same function with different summation and exp: a few ulps of O(1) values.
+const IMPL = override({ rtol: 1e-5, atol: 2e-5 }, 'two float32 implementations (float32 SIMD with float64 sums; float64 loops rounded) differ by a few ulps');
+
+// Attention output vs float64: convex combinations of O(1) values, softmax weights rounded to float32 and e^x to 2e-7.
+const ATT = override({ rtol: 1e-5, atol: 1e-5 }, 'float32 attention vs float64: softmax weights and convex sums rounded to float32, e^x approximated to 2e-7');
+
+/** (C, G) pairs: the UNet's 32 groups at 32 and 64 channels, and small ones with 1–4 channels per group. */
+const channelsGroups = fc.constantFrom<[number, number]>([8, 4], [6, 2], [4, 1], [32, 32], [64, 32], [12, 3]);
+
+const normalsF = (rng: Rng, n: number, scale = 1, shift = 0): Float64Array => Float64Array.from(rng.normals(n), (v, i) => Math.fround(scale * v + shift * (i % 5)));
+
+function skipWithoutKernel(ctx: { skip: (note?: string) => never }): void {
+  if (!fusedGroupNormAvailable()) ctx.skip(`the fused kernels run on ${FUSED_NORM_BACKENDS.join(' and ')}; ${tf.getBackend()} uses the composite groupNorm and swish`);
+}
+
+async function fusedGrads(x: T64, gamma: T64, beta: T64, groups: number, withSwish: boolean, r: Float64Array): Promise<Float32Array[]> {
+  const ts = [x, gamma, beta].map((t) => tf.tensor(Float32Array.from(t.data), t.shape));
+  const f = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+    tf.sum(tf.mul(groupNormSwishFused(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, { groups, eps: EPS, swish: withSwish }), tf.tensor(Float32Array.from(r), x.shape))),
+  );
+  const gs = tf.tidy(() => f(ts));
+  const out = await Promise.all(gs.map((g) => g.data() as Promise<Float32Array>));
+  tf.dispose([...ts, ...gs]);
+  return out;
+}
+
+describe('7.12 Fused kernels: GroupNorm and swish, attention', () => {
+  it('the fused kernel computes swish(GroupNorm(x)) and GroupNorm(x) as defined, in float32  [training.fused.normEqDefinition]', async (ctx) => {
+    skipWithoutKernel(ctx);
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), channelsGroups, fc.boolean(), fc.integer(), async (n, h, w, [c, g], sw, seed) => {
+        const rng = new Rng(seed | 0);
+        const x = t64([n, h, w, c], normalsF(rng, n * h * w * c, 3, 1)); // non-zero group means
+        const gamma = t64([c], normalsF(rng, c));
+        const beta = t64([c], normalsF(rng, c));
+        const want = groupNormSwish64(x, gamma, beta, g, EPS, sw);
+        const { mean, std } = groupMoments64(x, g, EPS);
+        const y = tf.tidy(() => groupNormSwishFused(tf.tensor4d(Float32Array.from(x.data), [n, h, w, c]), tf.tensor1d(Float32Array.from(gamma.data)), tf.tensor1d(Float32Array.from(beta.data)), { groups: g, eps: EPS, swish: sw }));
+        const got = await y.data();
+        y.dispose();
+        const scale = Float64Array.from(x.data, (v, i) => (Math.abs(gamma.data[i % c]) * (Math.abs(v) + Math.abs(mean[i]))) / std[i] + Math.abs(beta.data[i % c]));
+        expect(Float64Array.from(got, (v, i) => v / scale[i])).toBeCloseWithin(want.data.map((v, i) => v / scale[i]), NORM, { shape: x.shape, what: `swish ${sw}, G = ${g}` });
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('the fused kernel\'s gradient equals float64 finite differences with respect to x, γ and β  [training.fused.normGradEqFiniteDiff]', async (ctx) => {
+    skipWithoutKernel(ctx);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 2 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.constantFrom<[number, number]>([8, 4], [6, 2], [4, 1], [8, 8]),
+        fc.boolean(),
+        fc.integer(),
+        async (n, h, w, [c, g], sw, seed) => {
+          fc.pre(h * w * (c / g) >= 4); // a group of 2–3 values can have σ ≈ 0, where the gradient blows up
+          const rng = new Rng(seed | 0);
+          const x = t64([n, h, w, c], normalsF(rng, n * h * w * c, 2, 0.5));
+          const gamma = t64([c], normalsF(rng, c, 1));
+          const beta = t64([c], normalsF(rng, c));
+          const r = normalsF(rng, x.data.length);
+          const [gx, gg, gb] = finiteDiff(([a, b, d]) => dot64(groupNormSwish64(a, b, d, g, EPS, sw), r), [x, gamma, beta]);
+          const [tx, tg, tb] = await fusedGrads(x, gamma, beta, g, sw, r);
+          const what = `n ${n}, ${h}×${w}, C ${c}, G ${g}, swish ${sw}`;
+          expect(tx).toBeCloseWithin(gx, GRAD, { shape: x.shape, what: `∂/∂x, ${what}` });
+          expect(tg).toBeCloseWithin(gg, GRAD, { shape: [c], what: `∂/∂γ, ${what}` });
+          expect(tb).toBeCloseWithin(gb, GRAD, { shape: [c], what: `∂/∂β, ${what}` });
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it('at the UNet\'s shapes the fused kernel and its gradient agree with the composite tfjs ops  [training.fused.normEqComposite]', async (ctx) => {
+    skipWithoutKernel(ctx);
+    const rng = new Rng(12);
+    for (const [shape, g, sw] of [
+      [[2, 8, 8, 64], 32, true],
+      [[1, 16, 16, 32], 32, true],
+      [[3, 4, 4, 128], 32, false],
+    ] as Array<[[number, number, number, number], number, boolean]>) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const x = tf.tensor4d(Float32Array.from(rng.normals(size), (v) => 2 * v + 0.3), shape);
+      const gamma = tf.tensor1d(Float32Array.from(rng.normals(shape[3]), (v) => 1 + 0.3 * v));
+      const beta = tf.tensor1d(Float32Array.from(rng.normals(shape[3])));
+      const r = tf.tensor4d(Float32Array.from(rng.normals(size)), shape);
+      const comp = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor): tf.Tensor => {
+        const y = groupNorm(a as tf.Tensor4D, b as tf.Tensor1D, d as tf.Tensor1D, g, EPS);
+        return sw ? swish(y) : y;
+      };
+      const fused = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor): tf.Tensor => groupNormSwishFused(a as tf.Tensor4D, b as tf.Tensor1D, d as tf.Tensor1D, { groups: g, eps: EPS, swish: sw });
+      const run = async (f: typeof comp): Promise<Float32Array[]> => {
+        const outs = tf.tidy(() => [f(x, gamma, beta), ...tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a, b, d), r)))([x, gamma, beta])]);
+        const data = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
+        tf.dispose(outs);
+        return data;
+      };
+      const want = await run(comp);
+      const got = await run(fused);
+      const tol = override({ rtol: 1e-4, atol: 1e-4 }, 'two float32 evaluations of GroupNorm: sums over up to 2048 values in different orders, parameter gradients summed over up to 512 positions');
+      ['y', '∂/∂x', '∂/∂γ', '∂/∂β'].forEach((what, i) => expect(got[i]).toBeCloseWithin(want[i], tol, { what: `${what} at [${shape.join(',')}], swish ${sw}` }));
+      tf.dispose([x, gamma, beta, r]);
+    }
+  });
+
+  it('on wasm the SIMD module and the JavaScript loops (the cpu kernels) compute the same values  [training.fused.simdEqLoops]', async (ctx) => {
+    if (tf.getBackend() !== 'wasm') ctx.skip(`the SIMD module runs on the wasm backend only; ${tf.getBackend()} runs the JavaScript loops (checked directly by the properties above)`);
+    const rng = new Rng(3);
+    for (const [shape, g, sw] of [
+      [[2, 5, 3, 64], 32, true],
+      [[1, 4, 4, 12], 3, false],
+      [[3, 8, 8, 32], 32, true],
+    ] as Array<[number[], number, boolean]>) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const x = Float32Array.from(rng.normals(size), (v) => 3 * v - 1);
+      const gamma = Float32Array.from(rng.normals(shape[3]));
+      const beta = Float32Array.from(rng.normals(shape[3]));
+      const dy = Float32Array.from(rng.normals(size));
+      const attrs = { groups: g, eps: EPS, swish: sw };
+      const y = new Float32Array(size);
+      const [dx, dg, db] = [new Float32Array(size), new Float32Array(shape[3]), new Float32Array(shape[3])];
+      groupNormSwishForward(x, shape, gamma, beta, attrs, y);
+      groupNormSwishBackward(dy, x, shape, gamma, beta, attrs, dx, dg, db);
+      const tx = tf.tensor(x, shape);
+      const tg = tf.tensor1d(gamma);
+      const tb = tf.tensor1d(beta);
+      const tdy = tf.tensor(dy, shape);
+      const sy = tf.engine().runKernel(GROUP_NORM_SWISH, { x: tx, gamma: tg, beta: tb }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const sg = tf.engine().runKernel(GROUP_NORM_SWISH_GRAD, { dy: tdy, x: tx, gamma: tg, beta: tb }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+      const [gy, gdx, gdg, gdb] = await Promise.all([sy, ...sg].map((t) => t.data() as Promise<Float32Array>));
+      const what = `[${shape.join(',')}], G ${g}, swish ${sw}`;
+      expect(gy).toBeCloseWithin(y, IMPL, { shape, what: `y, ${what}` });
+      expect(gdx).toBeCloseWithin(dx, IMPL, { shape, what: `dx, ${what}` });
+      expect(gdg).toBeCloseWithin(dg, override({ rtol: 1e-5, atol: 2e-4 }, 'γ-gradient sums over up to 128 positions: float32 per-example sums in the SIMD module'), { what: `dγ, ${what}` });
+      expect(gdb).toBeCloseWithin(db, override({ rtol: 1e-5, atol: 2e-4 }, 'β-gradient sums over up to 128 positions: float32 per-example sums in the SIMD module'), { what: `dβ, ${what}` });
+      tf.dispose([tx, tg, tb, tdy, sy, ...sg]);
+    }
+  });
+
+  it('forward and backward leave no tensor and no backend buffer behind (scratch memory is freed)  [training.fused.noLeak]', async (ctx) => {
+    skipWithoutKernel(ctx);
+    const x = tf.randomNormal([2, 8, 8, 64], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const gamma = tf.ones([64]) as tf.Tensor1D;
+    const beta = tf.zeros([64]) as tf.Tensor1D;
+    const step = (): void => {
+      const gs = tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(groupNormSwishFused(a as tf.Tensor4D, b as tf.Tensor1D, d as tf.Tensor1D, { groups: 32, eps: EPS, swish: true })))([x, gamma, beta]));
+      tf.dispose(gs);
+    };
+    step();
+    const before = { tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() };
+    for (let i = 0; i < 20; i++) step();
+    expect({ tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() }).toEqual(before);
+    tf.dispose([x, gamma, beta]);
+  });
+
+  it('the committed kernel modules are what tools/build-kernels.sh builds from their C sources, and own no memory in the tfjs heap  [training.fused.wasmModuleCurrent]', (ctx) => {
+    const modules: Record<string, string[]> = {
+      groupnorm: ['gn_backward', 'gn_forward', 'gn_scratch_doubles'],
+      attention: ['attn_backward', 'attn_forward', 'attn_scratch_floats'],
+    };
+    const committed = new Map(Object.keys(modules).map((m) => [m, readFileSync(new URL(`../../reference/nn/kernels/${m}.wasm`, import.meta.url))]));
+    for (const [name, exports] of Object.entries(modules)) {
+      const bytes = committed.get(name)!;
+      const mod = new WebAssembly.Module(bytes);
+      expect(WebAssembly.Module.imports(mod), name).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
+      expect(WebAssembly.Module.exports(mod).map((e) => e.name).sort(), name).toEqual(exports);
+      // Section ids of the binary (after the 8-byte header): 11 is the data section, which would be copied into the heap.
+      const ids: number[] = [];
+      for (let i = 8; i < bytes.length; ) {
+        ids.push(bytes[i]);
+        let size = 0;
+        let shift = 0;
+        let j = i + 1;
+        for (;;) {
+          const b = bytes[j++];
+          size |= (b & 0x7f) << shift;
+          shift += 7;
+          if ((b & 0x80) === 0) break;
+        }
+        i = j + size;
+      }
+      expect(ids, name).not.toContain(11);
+    }
+    need(ctx, requireCommands({ clang: 'clang', 'wasm-ld': 'lld', 'wasm-objdump': 'wabt' }));
+    const dir = mkdtempSync(join(tmpdir(), 'ddpm-kernels-'));
+    try {
+      const r = spawnSync('bash', [new URL('../../tools/build-kernels.sh', import.meta.url).pathname, dir], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      for (const [name, bytes] of committed) {
+        expect(Buffer.compare(readFileSync(join(dir, `${name}.wasm`)), bytes), `${name}.wasm: rebuild reference/nn/kernels with tools/build-kernels.sh and commit the result`).toBe(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the fused attention computes softmax(α q kᵀ) v per example, and its gradient equals float64 finite differences  [training.fused.attentionEqFiniteDiff]', async (ctx) => {
+    if (!fusedAttentionAvailable()) ctx.skip(`the fused attention runs on wasm and cpu; ${tf.getBackend()} uses the composite products`);
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), fc.double({ min: 0.2, max: 1.5, noNaN: true }), fc.integer(), async (n, p, c, scale, seed) => {
+        const rng = new Rng(seed | 0);
+        const [q, k, v] = [0, 1, 2].map(() => t64([n, p, c], normalsF(rng, n * p * c, 1.5)));
+        const r = normalsF(rng, n * p * c);
+        const want = attention64(q, k, v, scale);
+        const ts = [q, k, v].map((t) => tf.tensor3d(Float32Array.from(t.data), [n, p, c]));
+        const y = attentionFused(ts[0], ts[1], ts[2], scale);
+        const f = tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(attentionFused(a as tf.Tensor3D, b as tf.Tensor3D, d as tf.Tensor3D, scale), tf.tensor(Float32Array.from(r), [n, p, c]))));
+        const gs = tf.tidy(() => f(ts));
+        const [got, ...grads] = await Promise.all([y, ...gs].map((t) => t.data() as Promise<Float32Array>));
+        tf.dispose([...ts, y, ...gs]);
+        const what = `n ${n}, P ${p}, C ${c}, α ${scale}`;
+        expect(got).toBeCloseWithin(want.data, ATT, { shape: [n, p, c], what: `o, ${what}` });
+        const fd = finiteDiff(([a, b, d]) => dot64(attention64(a, b, d, scale), r), [q, k, v]);
+        ['∂/∂q', '∂/∂k', '∂/∂v'].forEach((name, i) => expect(grads[i]).toBeCloseWithin(fd[i], GRAD, { shape: [n, p, c], what: `${name}, ${what}` }));
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('at the UNet\'s attention shapes the fused attention and its gradient agree with the composite products, and leave nothing behind  [training.fused.attentionEqComposite]', async (ctx) => {
+    if (!fusedAttentionAvailable()) ctx.skip(`the fused attention runs on wasm and cpu; ${tf.getBackend()} uses the composite products`);
+    const rng = new Rng(21);
+    for (const shape of [
+      [2, 64, 32],
+      [2, 16, 64],
+      [1, 256, 64],
+    ] as Array<[number, number, number]>) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const [q, k, v, r] = [0, 1, 2, 3].map(() => tf.tensor3d(Float32Array.from(rng.normals(size)), shape));
+      const scale = 1 / Math.sqrt(shape[2]);
+      const run = async (f: (a: tf.Tensor3D, b: tf.Tensor3D, d: tf.Tensor3D) => tf.Tensor): Promise<Float32Array[]> => {
+        const outs = tf.tidy(() => [f(q, k, v), ...tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor3D, b as tf.Tensor3D, d as tf.Tensor3D), r)))([q, k, v])]);
+        const data = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
+        tf.dispose(outs);
+        return data;
+      };
+      // The composite products, forced: dotProductAttention itself takes the fused kernel where it is registered.
+      const composite = (a: tf.Tensor3D, b: tf.Tensor3D, d: tf.Tensor3D): tf.Tensor => tf.matMul(tf.softmax(tf.matMul(a, b.transpose([0, 2, 1])).mul(scale)), d);
+      const want = await run(composite);
+      const before = { tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() };
+      const got = await run((a, b, d) => attentionFused(a, b, d, scale));
+      const viaLayer = await run((a, b, d) => dotProductAttention(a, b, d));
+      expect({ tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() }).toEqual(before);
+      const tol = override({ rtol: 1e-4, atol: 1e-5 }, 'two float32 evaluations of attention: sums over up to 256 positions in different orders, exp approximated to 2e-7');
+      ['o', '∂/∂q', '∂/∂k', '∂/∂v'].forEach((what, i) => {
+        expect(got[i]).toBeCloseWithin(want[i], tol, { what: `${what} at [${shape.join(',')}]` });
+        expect(viaLayer[i]).toBeCloseWithin(got[i], override({ rtol: 0, atol: 0 }, 'dotProductAttention is the fused kernel where it is registered: the same values bit for bit'), { what: `layer ${what}` });
+      });
+      tf.dispose([q, k, v, r]);
+    }
+  });
+
+  it('on wasm the attention SIMD module and the JavaScript loops (the cpu kernels) compute the same values  [training.fused.attentionSimdEqLoops]', async (ctx) => {
+    if (tf.getBackend() !== 'wasm') ctx.skip(`the SIMD module runs on the wasm backend only; ${tf.getBackend()} runs the JavaScript loops (checked directly by the properties above)`);
+    const rng = new Rng(8);
+    for (const [n, p, c] of [
+      [2, 64, 32],
+      [1, 7, 5],
+      [3, 16, 64],
+    ]) {
+      const size = n * p * c;
+      const [q, k, v, dy] = [0, 1, 2, 3].map(() => Float32Array.from(rng.normals(size)));
+      const scale = 1 / Math.sqrt(c);
+      const o = new Float32Array(size);
+      const [dq, dk, dv] = [0, 1, 2].map(() => new Float32Array(size));
+      attentionForward(q, k, v, n, p, c, scale, o);
+      attentionBackward(dy, q, k, v, n, p, c, scale, dq, dk, dv);
+      const [tq, tk, tv, tdy] = [q, k, v, dy].map((a) => tf.tensor3d(a, [n, p, c]));
+      const so = tf.engine().runKernel(ATTENTION, { q: tq, k: tk, v: tv }, { scale } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const sg = tf.engine().runKernel(ATTENTION_GRAD, { dy: tdy, q: tq, k: tk, v: tv }, { scale } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+      const got = await Promise.all([so, ...sg].map((t) => t.data() as Promise<Float32Array>));
+      [o, dq, dk, dv].forEach((want, i) => expect(got[i]).toBeCloseWithin(want, IMPL, { shape: [n, p, c], what: `${['o', 'dq', 'dk', 'dv'][i]} at [${n},${p},${c}]` }));
+      tf.dispose([tq, tk, tv, tdy, so, ...sg]);
+    }
+  });
+});
