@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TrainConfig } from '../../reference/train/config.ts';
 import { checkCheckpointFits, latestCheckpointDir, readTrainCheckpoint, TRAIN_STATE_FILE } from '../../reference/train/checkpoint.ts';
 import { ToyStream, type BatchSource } from '../../reference/train/data.ts';
 import { diffusionFor, LOG_FILE, train, TrainingDivergedError } from '../../reference/train/loop.ts';
@@ -12,24 +11,8 @@ import { createModel } from '../../reference/train/model.ts';
 import { disposeOptimState } from '../../reference/train/optim.ts';
 import { FormatError } from '../../src/formats/errors.ts';
 import { Rng } from '../../src/numeric/rng.ts';
-import { differing, errorOf, tensorBytes } from './support/runs.ts';
+import { differing, errorOf, moons, tensorBytes, tinyMoonsConfig as config } from './support/runs.ts';
 import { override } from '../../src/numeric/tolerance.ts';
-
-/** A tiny MLP run on two moons: small enough for a few dozen steps in well under a second on any backend. */
-function config(over: Record<string, unknown> = {}): TrainConfig {
-  return TrainConfig.parse({
-    model: { kind: 'mlp', mlp: { in_dim: 2, out_dim: 2, hidden: 16, layers: 2, temb_dim: 8 } },
-    diffusion: { num_diffusion_timesteps: 50, beta_start: 1e-3, beta_end: 0.2 },
-    optim: { lr: 1e-2, warmup: 3, ema_decay: 0.9 },
-    batch_size: 16,
-    checkpoint_every: 5,
-    log_every: 5,
-    seed: 42,
-    ...over,
-  });
-}
-
-const moons = (rng: Rng): BatchSource => new ToyStream('moons', rng);
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'ddpm-train-'));

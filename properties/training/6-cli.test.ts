@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { latestCheckpointDir, readTrainCheckpoint } from '../../reference/train/checkpoint.ts';
+import { runCli } from './support/runs.ts';
 
 const CLI = join(import.meta.dirname, '../../bin/ddpm-spec.mjs');
 
@@ -14,15 +15,6 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 2));
   }
-}
-
-function runCli(args: string[]): Promise<{ code: number | null; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('exit', (code) => resolve({ code, err }));
-  });
 }
 
 describe('7.6 The command line and crash safety', () => {

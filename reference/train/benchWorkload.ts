@@ -68,74 +68,73 @@ function median(xs: number[]): number {
 
 /**
  * Time training steps on the current backend (the recipe's optimiser settings, dropout as configured, random
- * images in [−1, 1], uniform timesteps, T = 1000), with the gradients of `reference/grad` installed. The time of
- * a step starts when its random draws exist and ends when its loss has been read back and the update applied.
+ * images in [−1, 1], uniform timesteps, T = 1000), with the gradients of `reference/grad` installed: one
+ * warm-up step, then {@link Reps}. A step's time includes its random draws (negligible) and ends when its loss
+ * has been read back and the update applied.
  */
 export async function timeTrainSteps(workloads: readonly TrainStepWorkload[], reps: Reps = DEFAULT_REPS, log?: (line: string) => void): Promise<TrainStepTiming[]> {
-  installGradients();
   const out: TrainStepTiming[] = [];
   for (const w of workloads) {
-    const unet = TRAIN_STEP_MODELS[w.model];
-    const config = TrainConfig.parse({ model: { kind: 'unet', unet }, batch_size: w.batch });
-    const rng = new Rng(0);
-    const model = createModel(config.model, rng);
-    const optim = initOptimState(model.names, model.variables);
-    const diffusion = diffusionFor(config.diffusion);
-    let pool: GradientWorkers | undefined;
+    const step = await prepareTrainStep(TRAIN_STEP_MODELS[w.model], w.batch, w);
     try {
-      if (w.workers !== undefined && w.workers > 1) pool = await GradientWorkers.start(w.workers, model, config, tf.getBackend(), w.microBatch);
-      const shape = [w.batch, unet.resolution, unet.resolution, unet.in_channels];
-      const size = shape.reduce((a, b) => a * b, 1);
-      const step = async (): Promise<number> => {
-        const x0 = Float32Array.from(rng.uniforms(size), (u) => 2 * u - 1);
-        const t = Array.from({ length: w.batch }, () => rng.int(diffusion.T));
-        const noise = Float32Array.from(rng.normals(size));
-        const t0 = performance.now();
-        const r = await trainingStep(model, diffusion, config.optim, optim, { x0, t, noise, dropoutSeed: rng.int(2 ** 30), shape }, pool, w.microBatch);
-        if (!Number.isFinite(r.loss)) throw new Error(`benchmark step: the loss is ${r.loss}`);
-        return performance.now() - t0;
-      };
-      await step();
+      await step.run();
       const times: number[] = [];
       const start = performance.now();
-      while (times.length < reps.minReps || (times.length < reps.maxReps && (performance.now() - start) / 1000 < reps.minTimeS)) times.push(await step());
+      while (times.length < reps.minReps || (times.length < reps.maxReps && (performance.now() - start) / 1000 < reps.minTimeS)) {
+        const t0 = performance.now();
+        await step.run();
+        times.push(performance.now() - t0);
+      }
       out.push({ ...w, times_ms: times, median_ms: median(times) });
-      log?.(`tfjs ${tf.getBackend()} train step ${w.model} b${w.batch}${w.microBatch ? ` (micro-batches of ${w.microBatch})` : ''}${pool ? ` on ${pool.size} worker threads` : ''}: ${median(times).toFixed(0)} ms`);
+      log?.(`tfjs ${tf.getBackend()} train step ${w.model} b${w.batch}${w.microBatch ? ` (micro-batches of ${w.microBatch})` : ''}${w.workers && w.workers > 1 ? ` on ${w.workers} worker threads` : ''}: ${median(times).toFixed(0)} ms`);
     } finally {
-      await pool?.close();
-      diffusion.dispose();
-      disposeOptimState(optim);
-      model.dispose();
+      await step.dispose();
     }
   }
   return out;
 }
 
 /**
- * A training step prepared for `npm run bench`'s engines (the shape of `src/bench/workloads.ts`'s `Prepared`):
- * `run()` performs one full step on a fresh model of configuration `unet` at batch `batch` (its gradient
- * accumulated over micro-batches of at most `microBatch` examples when given), `dispose()` frees it.
+ * A training step prepared for timing (`timeTrainSteps`, `npm run bench`'s engines): `run()` performs one full
+ * step (`trainingStep`, as `ddpm-spec train` runs it) on a fresh model of configuration `unet` at batch `batch`,
+ * its gradient accumulated over micro-batches of at most `o.microBatch` examples when given, and computed on
+ * `o.workers` worker threads when more than 1; `dispose()` frees it and closes the workers.
  */
-export function prepareTrainStep(unet: UNetConfig, batch: number, microBatch?: number): { run: () => Promise<void>; dispose: () => void } {
+export async function prepareTrainStep(
+  unet: UNetConfig,
+  batch: number,
+  o: { microBatch?: number; workers?: number } = {},
+): Promise<{ run: () => Promise<void>; dispose: () => Promise<void> }> {
   installGradients();
   const config = TrainConfig.parse({ model: { kind: 'unet', unet }, batch_size: batch });
   const rng = new Rng(0);
   const model = createModel(config.model, rng);
   const optim = initOptimState(model.names, model.variables);
   const diffusion = diffusionFor(config.diffusion);
+  const free = (): void => {
+    diffusion.dispose();
+    disposeOptimState(optim);
+    model.dispose();
+  };
+  let pool: GradientWorkers | undefined;
+  try {
+    if (o.workers !== undefined && o.workers > 1) pool = await GradientWorkers.start(o.workers, model, config, tf.getBackend(), o.microBatch);
+  } catch (e) {
+    free();
+    throw e;
+  }
   const shape = [batch, unet.resolution, unet.resolution, unet.in_channels];
   const size = shape.reduce((a, b) => a * b, 1);
   return {
     run: async () => {
       const x0 = Float32Array.from(rng.uniforms(size), (u) => 2 * u - 1);
       const t = Array.from({ length: batch }, () => rng.int(diffusion.T));
-      const r = await trainingStep(model, diffusion, config.optim, optim, { x0, t, noise: Float32Array.from(rng.normals(size)), dropoutSeed: rng.int(2 ** 30), shape }, undefined, microBatch);
+      const r = await trainingStep(model, diffusion, config.optim, optim, { x0, t, noise: Float32Array.from(rng.normals(size)), dropoutSeed: rng.int(2 ** 30), shape }, pool, o.microBatch);
       if (!Number.isFinite(r.loss)) throw new Error(`benchmark step: the loss is ${r.loss}`);
     },
-    dispose: () => {
-      diffusion.dispose();
-      disposeOptimState(optim);
-      model.dispose();
+    dispose: async () => {
+      await pool?.close();
+      free();
     },
   };
 }

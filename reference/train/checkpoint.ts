@@ -84,6 +84,10 @@ export const TrainState = z
     elapsed_s: z.number().nonnegative(),
     /** tfjs backend of the session that wrote it (results are bit-identical only on the same backend). */
     backend: z.string(),
+    /** Gradient worker threads of the session that wrote it (a resumed run uses them unless told otherwise; absent in older checkpoints). */
+    workers: z.number().int().positive().optional(),
+    /** Its micro-batch (null: the whole batch or shard in one pass; absent in older checkpoints). */
+    micro_batch: z.number().int().positive().nullable().optional(),
     /** Parameter names in the model's order. */
     names: z.array(z.string()),
     /**

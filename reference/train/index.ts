@@ -24,6 +24,7 @@ export {
   type OptimImpl,
   type OptimState,
 } from './optim.ts';
+export { describeParallelism, fasterWorkers, workerCandidates, type ParallelismChoice } from './parallelism.ts';
 export { ImageEpochs, ToyStream, openDataset, DATASETS, BatchSourceState, type BatchSource, type DatasetName } from './data.ts';
 export {
   saveTrainCheckpoint,

@@ -17,7 +17,7 @@
  * @module
  */
 import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { totalmem } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -46,6 +46,7 @@ import { activationBytesPerExample, createModel, type TrainableModel } from './m
 import { batchLossAndGradients } from './microbatch.ts';
 import { GradientWorkers } from './parallel.ts';
 import { disposeOptimState, globalNorm, initOptimState, optimStep, optimStepFlat, sumOfSquares, type OptimState } from './optim.ts';
+import { describeParallelism, resolveParallelism, type ParallelismChoice } from './parallelism.ts';
 
 /** One line of `log.jsonl`: means over the log interval ending at `step`. */
 export const LogRecord = z
@@ -139,16 +140,24 @@ export interface TrainOptions {
    */
   fault?: (point: FaultPoint, step: number) => void;
   /**
-   * Compute the gradients on this many worker threads (data parallel, `parallel.ts`); 1 (the default) computes
-   * them on the calling thread. Results are deterministic for a given number of workers.
+   * Compute the gradients on worker threads (data parallel, `parallel.ts`): a count (1: the calling thread);
+   * 'auto': the faster of 1 and min(cores, batch) for this model and batch, timed before the first step on
+   * throwaway draws (`parallelism.ts`); undefined: 1. A resumed run uses the count its checkpoint recorded unless
+   * a count is given. Results are deterministic for a given number of workers.
    */
-  workers?: number;
+  workers?: number | 'auto';
   /**
    * Accumulate each step's gradient over micro-batches of at most this many examples (per worker when
    * `workers` > 1; `microbatch.ts`), so that only that many examples' activations are held at once. The result
-   * equals the one-pass step to float32 rounding; dropout masks differ. Undefined: the whole batch (or shard) at once.
+   * equals the one-pass step to float32 rounding; dropout masks differ. 'auto': the largest that fits the
+   * backend's memory per thread (`parallelism.ts`); undefined: the whole batch (or shard) at once. A resumed run
+   * uses its checkpoint's unless a number is given.
    */
-  microBatch?: number;
+  microBatch?: number | 'auto';
+  /** Cores to plan the worker count for (default: `os.availableParallelism()`). */
+  cores?: number;
+  /** Called once before the first step with the worker count and micro-batch chosen and the one-line reason. */
+  onParallelism?: (choice: ParallelismChoice, line: string) => void;
   /** Keep the model and the optimiser state (return them instead of disposing): for tests and evaluation. */
   keepModel?: boolean;
 }
@@ -163,6 +172,9 @@ export interface TrainResult {
   lastCheckpoint: string | null;
   elapsedS: number;
   backend: string;
+  /** Worker threads used (1: the calling thread) and the micro-batch (undefined: one pass). */
+  workers: number;
+  microBatch?: number;
   /** Present with `keepModel`: the caller disposes them. */
   model?: TrainableModel;
   optim?: OptimState;
@@ -346,7 +358,11 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
     }
   }
 
-  checkBatchFits(config, backend, opts.workers ?? 1, opts.microBatch);
+  const positive = (v: number | 'auto' | undefined): boolean => v === undefined || v === 'auto' || (Number.isInteger(v) && v >= 1);
+  if (!positive(opts.workers)) throw new RangeError(`train: workers must be a positive integer, got ${opts.workers} (or 'auto')`);
+  if (!positive(opts.microBatch)) throw new RangeError(`train: microBatch must be a positive integer, got ${opts.microBatch} (or 'auto')`);
+  // Before anything is allocated: the lower bound for the least the options allow (one example for 'auto').
+  checkBatchFits(config, backend, typeof opts.workers === 'number' ? opts.workers : 1, opts.microBatch === 'auto' ? 1 : opts.microBatch);
 
   const root = new Rng(config.seed);
   const initRng = root.split();
@@ -382,12 +398,19 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
     const shape = [B, ...model.exampleShape];
     const D = model.exampleShape.reduce((a, b) => a * b, 1);
     const T = diffusion.T;
-    const nWorkers = opts.workers ?? 1;
-    if (!Number.isInteger(nWorkers) || nWorkers < 1) throw new RangeError(`train: workers must be a positive integer, got ${opts.workers}`);
-    if (opts.microBatch !== undefined && !(Number.isInteger(opts.microBatch) && opts.microBatch >= 1)) {
-      throw new RangeError(`train: microBatch must be a positive integer, got ${opts.microBatch}`);
-    }
-    if (nWorkers > 1) pool = await GradientWorkers.start(nWorkers, model, config, backend, opts.microBatch);
+    const recorded = resumeFrom ? { workers: resumeFrom.state.workers, microBatch: resumeFrom.state.micro_batch } : undefined;
+    const resolved = await resolveParallelism(
+      { workers: opts.workers, microBatch: opts.microBatch, recorded, cores: opts.cores ?? availableParallelism(), totalMemBytes: totalmem() },
+      model,
+      diffusion,
+      config,
+      backend,
+    );
+    pool = resolved.pool;
+    const { workers: nWorkers, microBatch } = resolved.choice;
+    opts.onParallelism?.(resolved.choice, describeParallelism(resolved.choice));
+    checkBatchFits(config, backend, nWorkers, microBatch);
+    if (nWorkers > 1 && pool === null) pool = await GradientWorkers.start(nWorkers, model, config, backend, microBatch);
 
     // The clock (time budget, elapsed_s, steps/s) starts when everything is ready.
     const t0 = performance.now();
@@ -416,7 +439,7 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
     const checkpoint = async (): Promise<void> => {
       const log = { loss: acc.loss, grad_norm: acc.gradNorm, n: acc.n, lr: acc.lr, seconds: Math.max(0, (performance.now() - acc.since) / 1000) };
       lastCheckpoint = await saveTrainCheckpoint(opts.outDir, {
-        state: { step, data: opts.dataName, config, rng: rng.getState(), batches: data.getState(), elapsed_s: elapsed(), backend, log },
+        state: { step, data: opts.dataName, config, rng: rng.getState(), batches: data.getState(), elapsed_s: elapsed(), backend, workers: nWorkers, micro_batch: microBatch ?? null, log },
         model,
         optim,
         keep: config.keep_checkpoints,
@@ -427,7 +450,7 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
 
     while (step < opts.steps) {
       const draws = drawStep(data, rng, B, D, T);
-      const r = await trainingStep(model, diffusion, config.optim, optim, { ...draws, shape }, pool ?? undefined, opts.microBatch);
+      const r = await trainingStep(model, diffusion, config.optim, optim, { ...draws, shape }, pool ?? undefined, microBatch);
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         const bad = Number.isFinite(r.loss) ? 'gradient norm' : 'loss';
         throw new TrainingDivergedError(step + 1, bad, bad === 'loss' ? r.loss : r.gradNorm, lastCheckpoint);
@@ -455,7 +478,7 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
     // resumed session writes it again even without a step (truncateLog dropped it; a kill may have come first).
     if (acc.n > 0) logRecord(performance.now(), true);
     if (step === startStep && lastCheckpoint === null) await checkpoint();
-    const result: TrainResult = { config, step, startStep, lastCheckpoint, elapsedS: elapsed(), backend };
+    const result: TrainResult = { config, step, startStep, lastCheckpoint, elapsedS: elapsed(), backend, workers: nWorkers, ...(microBatch !== undefined ? { microBatch } : {}) };
     if (opts.keepModel) {
       kept = true;
       return { ...result, model, optim };

@@ -31,7 +31,7 @@ async function main(argv: string[]): Promise<void> {
   const micro = argv.includes('--micro-batch') ? positive('--micro-batch', arg(argv, '--micro-batch', '')) : undefined;
   const top = positive('--top', arg(argv, '--top', '30'));
   const report = await initBackend();
-  const step = prepareTrainStep(TRAIN_STEP_MODELS[model as keyof typeof TRAIN_STEP_MODELS], batch, micro);
+  const step = await prepareTrainStep(TRAIN_STEP_MODELS[model as keyof typeof TRAIN_STEP_MODELS], batch, { microBatch: micro });
   try {
     await step.run(); // warm-up
     const t0 = performance.now();
@@ -61,7 +61,7 @@ async function main(argv: string[]): Promise<void> {
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
-    step.dispose();
+    await step.dispose();
   }
 }
 

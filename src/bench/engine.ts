@@ -3,7 +3,11 @@
  * [--workers K]`. It reads requests as JSON lines on stdin and answers each with one line `@@bench {json}` on
  * stdout, so that the coordinator (`main.ts`) can interleave engines and never run two at once.
  *
- * With `--workers K`, a workload's batch is split over K worker threads, each with its own backend (how
+ * A training step (`kind: 'train'`) is run as the request's `train` variant asks — on this thread or on `train`'s
+ * gradient worker threads — and its answer carries the process's peak resident memory (`maxRssBytes`) and the
+ * wasm heap's size (`wasmHeapBytes`); the coordinator starts a fresh engine for each, so that the peak is the step's.
+ *
+ * With `--workers K`, a forward or sampling workload's batch is split over K worker threads, each with its own backend (how
  * `ddpm-spec sample` uses several cores with the single-threaded wasm backend); a timed run lasts until all
  * of them have finished.
  *
@@ -16,10 +20,10 @@ import { initBackend } from '../backend.ts';
 import { LAYER_KINDS, type LayerKind } from '../../reference/unet/model.ts';
 import type { UNetParams } from '../../reference/unet/params.ts';
 import { splitIndices } from '../sample/pool.ts';
-import { benchParams, BENCH_MODELS, prepare, timeRuns, type Prepared, type TimingOptions, type Workload } from './workloads.ts';
+import { benchParams, BENCH_MODELS, prepare, prepareTrain, timeRuns, type Prepared, type TimingOptions, type TrainVariant, type Workload } from './workloads.ts';
 
 type Request =
-  | { op: 'time'; workload: Workload; timing: TimingOptions }
+  | { op: 'time'; workload: Workload; timing: TimingOptions; train?: TrainVariant }
   | { op: 'profile'; workload: Workload; reps: number }
   | { op: 'matmul' }
   | { op: 'quit' };
@@ -75,11 +79,15 @@ async function prepared(w: Workload): Promise<Prepared> {
 async function handle(r: Request): Promise<unknown> {
   switch (r.op) {
     case 'time': {
-      const p = await prepared(r.workload);
+      // A training step runs its own worker threads (`train`'s), not this engine's --workers pool.
+      const p = r.workload.kind === 'train' ? await prepareTrain(r.workload, r.train ?? { workers: 1 }) : await prepared(r.workload);
       try {
-        return await timeRuns(p, r.timing);
+        const t = await timeRuns(p, r.timing);
+        // Peak resident memory of this process so far (with its worker threads), and the wasm heap's size.
+        const heap = (tf.backend() as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength;
+        return { ...t, maxRssBytes: process.resourceUsage().maxRSS * 1024, ...(heap !== undefined ? { wasmHeapBytes: heap } : {}) };
       } finally {
-        p.dispose();
+        await p.dispose();
       }
     }
     case 'profile': {

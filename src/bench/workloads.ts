@@ -2,7 +2,7 @@
  * The benchmark's workloads and the tfjs side of running them: a UNet forward pass, one ancestral sampling
  * step (forward pass + posterior mean + noise, Ho et al.'s CIFAR-10 schedule at t = 500), and one training step
  * of Ho et al.'s recipe (the training code's `prepareTrainStep`: forward, L_simple, backward, clipping, Adam, EMA),
- * for a model and a batch size.
+ * for a model and a batch size; a training step on one thread or on worker threads, with `train`'s micro-batch.
  *
  * @module
  */
@@ -14,8 +14,9 @@ import { hoBetaSchedule } from '../../reference/diffusion/schedules.ts';
 import { CIFAR10_CONFIG, SMALL_CONFIG, UNetConfig } from '../../reference/unet/config.ts';
 import { unetDenoiser } from '../../reference/unet/denoiser.ts';
 import { unetForward, type LayerKind } from '../../reference/unet/model.ts';
-import { paramSpecs, type UNetParams } from '../../reference/unet/params.ts';
+import { countParams, paramSpecs, type UNetParams } from '../../reference/unet/params.ts';
 import { prepareTrainStep } from '../../reference/train/benchWorkload.ts';
+import { autoMicroBatch, examplesPerThread } from '../../reference/train/parallelism.ts';
 
 /** The models the benchmark times. */
 export const BENCH_MODELS: Record<string, UNetConfig> = {
@@ -62,7 +63,7 @@ export function benchParams(c: UNetConfig, seed = 1): UNetParams {
 /** A prepared workload on the current backend: `run()` executes it once and waits for the result. */
 export interface Prepared {
   run: () => Promise<void>;
-  dispose: () => void;
+  dispose: () => void | Promise<void>;
 }
 
 let diffusion: GaussianDiffusion | null = null;
@@ -71,24 +72,30 @@ function cifarDiffusion(): GaussianDiffusion {
   return diffusion;
 }
 
-/**
- * Micro-batch of a training step on the wasm backend, per model: the CIFAR-10 model's activations for a batch of
- * 8 need more than the 4 GB a 32-bit WebAssembly heap holds (the one-pass step aborts), and micro-batches of 4
- * peak at about 3.3 GB resident. Other backends take the batch in one pass.
- */
-export const WASM_TRAIN_MICRO_BATCH: Readonly<Record<string, number>> = { cifar10: 4 };
+/** How a training step is run: worker threads (1: the engine's own thread) and the micro-batch per thread. */
+export interface TrainVariant {
+  workers: number;
+  microBatch?: number;
+}
 
-/** The micro-batch a training step of `w` uses on `backend` (undefined: the whole batch in one pass). */
-export function trainMicroBatch(w: Workload, backend: string): number | undefined {
-  const m = backend === 'wasm' ? WASM_TRAIN_MICRO_BATCH[w.model] : undefined;
-  return w.kind === 'train' && m !== undefined && m < w.batch ? m : undefined;
+/**
+ * The micro-batch `ddpm-spec train` would take for a training step of `w` with `workers` threads on `backend`
+ * (its memory rule, `autoMicroBatch`; undefined: one pass).
+ */
+export function trainMicroBatch(w: Workload, backend: string, workers: number, totalMemBytes: number): number | undefined {
+  const c = BENCH_MODELS[w.model];
+  return autoMicroBatch({ kind: 'unet', unet: c }, countParams(c), backend, examplesPerThread(w.batch, workers), totalMemBytes);
+}
+
+/** Prepare a training step of `w` run as `v` (a fresh model, optimiser state and, for several workers, worker threads). */
+export function prepareTrain(w: Workload, v: TrainVariant): Promise<Prepared> {
+  return prepareTrainStep(BENCH_MODELS[w.model], w.batch, v);
 }
 
 /** Prepare a workload with given parameters (inputs drawn once; the parameters are the caller's). */
 export function prepare(w: Workload, params: UNetParams, timer?: (k: LayerKind, ms: number) => void): Prepared {
   const c = BENCH_MODELS[w.model];
-  // A training step builds its own fresh model (variables, optimiser state).
-  if (w.kind === 'train') return prepareTrainStep(c, w.batch, trainMicroBatch(w, tf.getBackend()));
+  if (w.kind === 'train') throw new Error('prepare: a training step is prepared by prepareTrain');
   const rng = new Rng(2);
   const shape: [number, number, number, number] = [w.batch, c.resolution, c.resolution, c.in_channels];
   const n = shape.reduce((a, b) => a * b, 1);

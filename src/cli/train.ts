@@ -9,7 +9,10 @@
  * Without `--config` a built-in configuration is used (`fashion-mnist`: a small UNet at 32×32; the toy sets:
  * an MLP). `--steps` is the total number of steps: with `--resume` the run continues from the newest checkpoint
  * in DIR up to N. Progress goes to stderr: a bar with the loss, steps/s and the ETA on a terminal, plain lines
- * at every log interval otherwise. Exit codes: 0 done, 1 the loss or gradient became NaN/∞ (the last good
+ * at every log interval otherwise. Without `--workers` the run times one gradient on 1 and on min(cores, batch)
+ * worker threads and keeps the faster; without `--micro-batch` it takes the largest micro-batch that fits the backend's
+ * memory (`reference/train/parallelism.ts`); one line on stderr says what was chosen and why, and a resumed run
+ * keeps what its checkpoint recorded unless told otherwise. Exit codes: 0 done, 1 the loss or gradient became NaN/∞ (the last good
  * checkpoint is kept and named), 2 bad arguments, configuration, data or checkpoint (the file and field named),
  * 3 the system refused (a batch too large for the backend, a full disk, --out locked by another run), 4 a bug
  * (the table is in `common.ts`).
@@ -47,8 +50,10 @@ export interface TrainArgs {
   out: string;
   resume: boolean;
   maxMinutes?: number;
-  workers: number;
-  microBatch?: number;
+  /** 'auto' (no --workers): the faster of 1 and min(cores, batch), or the resumed run's recorded count. */
+  workers: number | 'auto';
+  /** 'auto' (no --micro-batch): the largest that fits the backend's memory, or the resumed run's recorded one. */
+  microBatch: number | 'auto';
 }
 
 function int(option: string, raw: string | undefined, min: number): number {
@@ -97,11 +102,11 @@ export function parseTrainArgs(o: RawOptions): TrainArgs {
       throw new UsageError(`${data} is 2-D: model.mlp.in_dim must be 2 in ${configSource}, got ${config.model.mlp.in_dim}`);
     }
   }
-  const workers = o.workers === undefined ? 1 : int('--workers', o.workers, 1);
-  if (workers > availableParallelism()) {
+  const workers = o.workers === undefined || o.workers === 'auto' ? 'auto' : int('--workers', o.workers, 1);
+  if (workers !== 'auto' && workers > availableParallelism()) {
     throw new UsageError(`--workers must be at most ${availableParallelism()}, the cores of this machine (each worker holds a copy of the model and a backend), got ${workers}`);
   }
-  const microBatch = o.microBatch === undefined ? undefined : int('--micro-batch', o.microBatch, 1);
+  const microBatch = o.microBatch === undefined || o.microBatch === 'auto' ? 'auto' : int('--micro-batch', o.microBatch, 1);
   return { data, config, configSource, steps, out: o.out, resume: Boolean(o.resume), maxMinutes, workers, microBatch };
 }
 
@@ -155,7 +160,7 @@ export async function trainCommand(args: TrainArgs, stream: NodeJS.WriteStream =
     const warning = scheduleWarning(hoBetaSchedule(d.beta_schedule, d.beta_start, d.beta_end, d.num_diffusion_timesteps));
     if (warning !== null) say(`ddpm-spec train: warning: ${args.configSource}: diffusion: ${warning}`);
   }
-  say(`ddpm-spec train: ${args.data}, ${args.resume ? 'resuming' : 'new run'} in ${args.out}, configuration: ${args.configSource}, backend: ${report.chosen}${args.workers > 1 ? ` on ${args.workers} worker threads` : ''}`);
+  say(`ddpm-spec train: ${args.data}, ${args.resume ? 'resuming' : 'new run'} in ${args.out}, configuration: ${args.configSource}, backend: ${report.chosen}`);
   try {
     const res = await train({
       config: args.config,
@@ -167,6 +172,7 @@ export async function trainCommand(args: TrainArgs, stream: NodeJS.WriteStream =
       maxSeconds: args.maxMinutes === undefined ? undefined : args.maxMinutes * 60,
       workers: args.workers,
       microBatch: args.microBatch,
+      onParallelism: (_, line) => say(`ddpm-spec train: ${line}`),
       onProgress,
       onLog,
       onWarning: (line) => say(`ddpm-spec train: warning: ${line}`),
@@ -197,8 +203,8 @@ export function registerTrain(program: Command, code: ExitCode): void {
     .option('--resume', 'continue from the newest checkpoint in --out')
     .option('--max-minutes <m>', 'stop (with a checkpoint) after this many minutes of this session')
     .option('--seed <s>', 'override the configuration\'s seed (new runs only)')
-    .option('--workers <k>', 'compute gradients on k worker threads (data parallel; uses k cores with wasm)', '1')
-    .option('--micro-batch <n>', 'accumulate each gradient over micro-batches of at most n examples (per worker): less memory, same step up to rounding')
+    .option('--workers <k>', 'compute gradients on k worker threads (data parallel; uses k cores with wasm); default: the faster of 1 and min(cores, batch), timed at the start (a resumed run: the recorded count)')
+    .option('--micro-batch <n>', 'accumulate each gradient over micro-batches of at most n examples (per worker): less memory, same step up to rounding; default: the largest that fits the backend\'s memory')
     .action(async (opts: RawOptions) => {
       code.value = await trainCommand(parseTrainArgs(opts));
     });

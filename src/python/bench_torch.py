@@ -7,13 +7,15 @@ Usage: /usr/bin/python3 src/python/bench_torch.py [--threads 2]
 Reads requests as JSON lines on stdin and answers each with one line `@@bench {json}` on stdout (the benchmark
 coordinator interleaves engines so that no two run at once):
   {"op": "time", "workload": {"model", "batch", "kind": "forward"|"step"|"train"}, "config": {...UNet config...},
-   "timing": {"minTimeS", "minReps", "maxReps", "singleRunAboveS"}}  ->  {"times": [ms...], "warmupMs"}
+   "timing": {"minTimeS", "minReps", "maxReps", "singleRunAboveS"}}  ->  {"times": [ms...], "warmupMs", "maxRssBytes"}
+   (maxRssBytes: this process's peak resident memory so far; the coordinator runs a training step in a fresh one)
   {"op": "peak"}  ->  {"numpy_gflops", "torch_gflops", "n", "torch_conv_gflops", "blas"}
   {"op": "quit"}
 """
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -127,7 +129,9 @@ for line in sys.stdin:
     r = json.loads(line)
     try:
         if r["op"] == "time":
-            reply({"ok": True, "result": timed(workload_fn(r["workload"], r["config"]), r["timing"])})
+            result = timed(workload_fn(r["workload"], r["config"]), r["timing"])
+            result["maxRssBytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+            reply({"ok": True, "result": result})
         elif r["op"] == "peak":
             reply({"ok": True, "result": peak()})
         elif r["op"] == "quit":
