@@ -8,16 +8,7 @@
  * o_i = sum_j w_j v_j. Inner loops run over contiguous memory (K and V are transposed into scratch first) so that
  * they vectorise without reordering any sum.
  */
-typedef unsigned int u32;
-
-static inline float exp_approx(float v) {
-  v = v < -87.0f ? -87.0f : (v > 87.0f ? 87.0f : v);
-  float t = __builtin_floorf(v * 1.44269504088896341f + 0.5f);
-  float f = v - t * 0.693145751953125f - t * 1.42860682030941723212e-6f;
-  float p = 1.0f + f * (1.0f + f * (0.5f + f * (0.166666666666666667f + f * (0.0416666666666666667f + f * (0.00833333333333333333f + f * 0.00138888888888888889f)))));
-  u32 bits = (u32)((int)t + 127) << 23;
-  return p * __builtin_bit_cast(float, bits);
-}
+#include "exp_approx.h"
 
 /* y[0..n) += a * x[0..n) */
 static inline void axpy(float *__restrict__ y, const float *__restrict__ x, float a, int n) {

@@ -9,19 +9,7 @@
  * Layout: NHWC, x[(e*P + q)*C + k] for example e, position q < P = H*W, channel k; channel k is in group
  * k / (C/G). Sums are accumulated in double.
  */
-typedef unsigned int u32;
-
-/* e^v in float32 for v in [-88, 88]: 2^n * e^f with n = round(v / ln 2), |f| <= ln2/2, degree-6 Taylor
-   polynomial (relative error below 2e-7 on that interval). */
-static inline float exp_approx(float v) {
-  v = v < -87.0f ? -87.0f : (v > 87.0f ? 87.0f : v);
-  float t = __builtin_floorf(v * 1.44269504088896341f + 0.5f);
-  float f = v - t * 0.693145751953125f - t * 1.42860682030941723212e-6f;
-  float p = 1.0f + f * (1.0f + f * (0.5f + f * (0.166666666666666667f + f * (0.0416666666666666667f + f * (0.00833333333333333333f + f * 0.00138888888888888889f)))));
-  u32 bits = (u32)((int)t + 127) << 23;
-  float s = __builtin_bit_cast(float, bits);
-  return p * s;
-}
+#include "exp_approx.h"
 
 /* Per (example, group) mean and 1/sqrt(var + eps), two passes. acc: C doubles of scratch. */
 static void stats(const float *x, int n, int p, int c, int groups, float eps, double *acc, double *mean, double *rstd) {
