@@ -23,6 +23,8 @@ import { need, requireCommands } from '../support/requires.ts';
 import { attention64, dot64, finiteDiff, groupMoments64, groupNormSwish64, t64, type T64 } from './support/f64.ts';
 import { attentionBackward, attentionForward, attentionFused, ATTENTION, ATTENTION_GRAD, fusedAttentionAvailable } from '../../reference/nn/attentionKernels.ts';
 import { dotProductAttention } from '../../reference/nn/attention.ts';
+import { CONV2D_FILTER_GRAD, conv2dFilterGrad, conv2dFilterGradComposite, convGeometry, filterGradKernelAvailable, filterGradLoops, installGradients, type FilterGradAttrs } from '../../reference/grad/index.ts';
+import { conv2d64 } from './support/f64.ts';
 
 installGroupNormKernels();
 
@@ -58,7 +60,7 @@ async function fusedGrads(x: T64, gamma: T64, beta: T64, groups: number, withSwi
   return out;
 }
 
-describe('7.12 Fused kernels: GroupNorm and swish, attention', () => {
+describe('7.12 Fused kernels: GroupNorm and swish, attention, the convolution filter gradient', () => {
   it('the fused kernel computes swish(GroupNorm(x)) and GroupNorm(x) as defined, in float32  [training.fused.normEqDefinition]', async (ctx) => {
     skipWithoutKernel(ctx);
     await fc.assert(
@@ -194,6 +196,7 @@ describe('7.12 Fused kernels: GroupNorm and swish, attention', () => {
     const modules: Record<string, string[]> = {
       groupnorm: ['gn_backward', 'gn_forward', 'gn_scratch_doubles'],
       attention: ['attn_backward', 'attn_forward', 'attn_scratch_floats'],
+      convgrad: ['conv2d_filter_grad'],
     };
     const committed = new Map(Object.keys(modules).map((m) => [m, readFileSync(new URL(`../../reference/nn/kernels/${m}.wasm`, import.meta.url))]));
     for (const [name, exports] of Object.entries(modules)) {
@@ -309,5 +312,109 @@ describe('7.12 Fused kernels: GroupNorm and swish, attention', () => {
       [o, dq, dk, dv].forEach((want, i) => expect(got[i]).toBeCloseWithin(want, IMPL, { shape: [n, p, c], what: `${['o', 'dq', 'dk', 'dv'][i]} at [${n},${p},${c}]` }));
       tf.dispose([tq, tk, tv, tdy, so, ...sg]);
     }
+  });
+  // The filter gradient: sums over the N·H_out·W_out output pixels of products of O(1) normals.
+  const FILTER = override({ rtol: 1e-5, atol: 2e-4 }, 'float32 sums over up to 2 048 pixels (tiles of ~256 added into dw) vs float64 sums: rounding grows with the partial sums (≈ √P)');
+
+  /** Filter gradients of conv2d(x, w, strides, pad) with channel counts that reach the 4 × 8 SIMD blocks and every remainder. */
+  const filterCase = fc.record({
+    n: fc.integer({ min: 1, max: 2 }),
+    h: fc.integer({ min: 1, max: 7 }),
+    w: fc.integer({ min: 1, max: 7 }),
+    cin: fc.constantFrom(1, 3, 4, 5, 8, 9),
+    cout: fc.constantFrom(1, 3, 4, 7, 8, 12, 17),
+    k: fc.constantFrom<[number, number]>([1, 1], [3, 3], [2, 3]),
+    s: fc.constantFrom<[number, number]>([1, 1], [2, 2], [1, 2]),
+    pad: fc.constantFrom<'same' | 'valid' | 'down'>('same', 'valid', 'down'),
+    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  });
+
+  it('the filter-gradient kernel equals float64 finite differences of the convolution for any stride, padding and channel count  [training.fused.filterGradEqFiniteDiff]', async (ctx) => {
+    installGradients();
+    if (!filterGradKernelAvailable()) ctx.skip(`the filter-gradient kernel runs on wasm and cpu; ${tf.getBackend()} uses the composite forward convolution (checked by [training.grad.conv2dEqFiniteDiff])`);
+    await fc.assert(
+      fc.asyncProperty(filterCase, async (c) => {
+        const pad2 = c.pad === 'down' ? ([[0, 1], [0, 1]] as [[number, number], [number, number]]) : c.pad;
+        const padTf = c.pad === 'down' ? ([[0, 0], [0, 1], [0, 1], [0, 0]] as [[number, number], [number, number], [number, number], [number, number]]) : c.pad;
+        const [kh, kw] = c.k;
+        if ((c.pad === 'valid' && (c.h < kh || c.w < kw)) || (c.pad === 'down' && (c.h + 1 < kh || c.w + 1 < kw))) return;
+        const rng = new Rng(c.seed);
+        const x = t64([c.n, c.h, c.w, c.cin], normalsF(rng, c.n * c.h * c.w * c.cin));
+        const wt = t64([kh, kw, c.cin, c.cout], normalsF(rng, kh * kw * c.cin * c.cout));
+        const y = conv2d64(x, wt, c.s, pad2);
+        const r = normalsF(rng, y.data.length);
+        const [, gw] = finiteDiff(([a, b]) => dot64(conv2d64(a, b, c.s, pad2), r), [x, wt]);
+        const tx = tf.tensor4d(Float32Array.from(x.data), x.shape as [number, number, number, number]);
+        const tdy = tf.tensor4d(Float32Array.from(r), y.shape as [number, number, number, number]);
+        const g = conv2dFilterGrad(tx, tdy, [kh, kw, c.cin, c.cout], c.s, padTf);
+        const got = (await g.data()) as Float32Array;
+        tf.dispose([tx, tdy, g]);
+        expect(got).toBeCloseWithin(gw, GRAD, { shape: wt.shape, what: `dw of x [${x.shape}], w [${wt.shape}], strides [${c.s}], pad ${c.pad}` });
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('the filter-gradient kernel agrees with the composite forward convolution at the UNet\'s shapes, 1×1 products included, and leaves nothing behind  [training.fused.filterGradEqComposite]', async (ctx) => {
+    installGradients();
+    if (!filterGradKernelAvailable()) ctx.skip(`the filter-gradient kernel runs on wasm and cpu; ${tf.getBackend()} uses the composite forward convolution`);
+    const rng = new Rng(31);
+    const cases: Array<[number[], number[], number, 'same' | [[number, number], [number, number], [number, number], [number, number]]]> = [
+      [[2, 16, 16, 32], [3, 3, 32, 32], 1, 'same'],
+      [[2, 8, 8, 64], [3, 3, 64, 96], 1, 'same'],
+      [[2, 16, 16, 32], [3, 3, 32, 32], 2, [[0, 0], [0, 1], [0, 1], [0, 0]]],
+      [[2, 16, 16, 1], [3, 3, 1, 32], 1, 'same'],
+      [[2, 16, 16, 32], [3, 3, 32, 1], 1, 'same'],
+      [[1, 1, 512, 96], [1, 1, 96, 32], 1, 'same'],
+    ];
+    for (const [xs, fs, st, pad] of cases) {
+      const x = tf.tensor4d(Float32Array.from(rng.normals(xs.reduce((a, b) => a * b, 1))), xs as [number, number, number, number]);
+      const g = convGeometry(xs, fs, st, pad);
+      const dy = tf.tensor4d(Float32Array.from(rng.normals(xs[0] * g.outHeight * g.outWidth * fs[3])), [xs[0], g.outHeight, g.outWidth, fs[3]]);
+      const want = conv2dFilterGradComposite(x, dy, g, fs as [number, number, number, number]);
+      const before = { tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() };
+      const got = conv2dFilterGrad(x, dy, fs as [number, number, number, number], st, pad);
+      const [a, b] = await Promise.all([got.data() as Promise<Float32Array>, want.data() as Promise<Float32Array>]);
+      got.dispose();
+      expect({ tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() }).toEqual(before);
+      expect(a).toBeCloseWithin(b, FILTER, { shape: fs, what: `dw of x [${xs}], w [${fs}], stride ${st}` });
+      tf.dispose([x, dy, want]);
+    }
+  });
+
+  it('on wasm the filter-gradient SIMD module and the JavaScript loops (the cpu kernel, float64 sums) compute the same values  [training.fused.filterGradSimdEqLoops]', async (ctx) => {
+    installGradients();
+    if (tf.getBackend() !== 'wasm') ctx.skip(`the SIMD module runs on the wasm backend only; ${tf.getBackend()} runs the JavaScript loops or the composite (checked by the properties above)`);
+    const rng = new Rng(33);
+    const cases: Array<[number[], number[], FilterGradAttrs]> = [
+      [[2, 16, 16, 32], [2, 16, 16, 64], { kh: 3, kw: 3, sh: 1, sw: 1, top: 1, left: 1 }],
+      [[3, 9, 7, 13], [3, 5, 4, 11], { kh: 3, kw: 3, sh: 2, sw: 2, top: 0, left: 0 }],
+      [[1, 1, 700, 96], [1, 1, 700, 40], { kh: 1, kw: 1, sh: 1, sw: 1, top: 0, left: 0 }],
+      [[4, 4, 4, 128], [4, 4, 4, 8], { kh: 3, kw: 3, sh: 1, sw: 1, top: 1, left: 1 }],
+    ];
+    for (const [xs, ds, a] of cases) {
+      const x = Float32Array.from(rng.normals(xs.reduce((p, q) => p * q, 1)));
+      const dy = Float32Array.from(rng.normals(ds.reduce((p, q) => p * q, 1)));
+      const want = new Float32Array(a.kh * a.kw * xs[3] * ds[3]);
+      filterGradLoops(x, dy, xs, ds, a, want);
+      const tx = tf.tensor(x, xs);
+      const tdy = tf.tensor(dy, ds);
+      const g = tf.engine().runKernel(CONV2D_FILTER_GRAD, { x: tx, dy: tdy }, a as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const got = (await g.data()) as Float32Array;
+      tf.dispose([tx, tdy, g]);
+      expect(got).toBeCloseWithin(want, FILTER, { shape: [a.kh, a.kw, xs[3], ds[3]], what: `x [${xs}], dy [${ds}], ${JSON.stringify(a)}` });
+    }
+  });
+
+  it('the filter-gradient kernel names a wrong input or attribute in one line  [training.fused.filterGradRejects]', (ctx) => {
+    installGradients();
+    if (!filterGradKernelAvailable()) ctx.skip(`the filter-gradient kernel runs on wasm and cpu, not on ${tf.getBackend()}`);
+    const x = tf.zeros([1, 4, 4, 2]);
+    const dy = tf.zeros([2, 4, 4, 3]);
+    const ok = tf.zeros([1, 4, 4, 3]);
+    const attrs = { kh: 3, kw: 3, sh: 1, sw: 1, top: 1, left: 1 };
+    expect(() => tf.engine().runKernel(CONV2D_FILTER_GRAD, { x, dy }, attrs)).toThrow(/DdpmConv2DFilterGrad: x and dy must be .* same N/);
+    expect(() => tf.engine().runKernel(CONV2D_FILTER_GRAD, { x, dy: ok }, { ...attrs, sh: 0 })).toThrow(/attribute sh must be an integer ≥ 1, got 0/);
+    tf.dispose([x, dy, ok]);
   });
 });

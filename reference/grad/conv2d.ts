@@ -15,7 +15,8 @@
  * \delta_{n,i,j,o}$$ (δ = ∂L/∂y) is a convolution in which the batch axis plays the part of the input
  * channels: x̃ transposed to [C_in, H̃, W̃, N] is the "image", δ transposed to [H_out, W_out, N, C_out] is the
  * "filter", with dilation (s_h, s_w) and no padding; the first k_h × k_w outputs, transposed back to
- * [k_h, k_w, C_in, C_out], are the gradient.
+ * [k_h, k_w, C_in, C_out], are the gradient. Where our `DdpmConv2DFilterGrad` kernel is registered (wasm, cpu:
+ * `filterGradKernel.ts`) it computes the same sum directly from x and δ instead.
  *
  * **Input gradient.** $$\frac{\partial L}{\partial \tilde x_{n,p,q,c}} = \sum_{a,b,o}
  * \hat\delta_{n,\,p-a,\,q-b,\,o}\; w_{a,b,c,o}$$ where δ̂ is δ with s − 1 zeros inserted between
@@ -26,6 +27,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { flipSpatialSwapChannels } from './kernels.ts';
+import { filterGradFused, filterGradKernelAvailable } from './filterGradKernel.ts';
 
 /** Padding as tfjs accepts it for conv2d. */
 export type ConvPad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -115,11 +117,19 @@ export function conv2dFilterGrad(
   checkNhwc('conv2dFilterGrad', 'x', x);
   checkNhwc('conv2dFilterGrad', 'dy', dy);
   const g = convGeometry(x.shape, filterShape, strides, pad, dimRoundingMode);
-  const [kh, kw, cin, cout] = filterShape;
-  const [n, h, w] = x.shape;
+  const [kh, kw, , cout] = filterShape;
+  const [n] = x.shape;
   if (dy.shape[0] !== n || dy.shape[1] !== g.outHeight || dy.shape[2] !== g.outWidth || dy.shape[3] !== cout) {
     throw new Error(`conv2dFilterGrad: dy must have shape [${n},${g.outHeight},${g.outWidth},${cout}], got [${dy.shape}]`);
   }
+  if (filterGradKernelAvailable()) return filterGradFused(x, dy, { kh, kw, sh: g.strideHeight, sw: g.strideWidth, top: g.top, left: g.left });
+  return conv2dFilterGradComposite(x, dy, g, filterShape);
+}
+
+/** {@link conv2dFilterGrad} as a forward convolution (the path of backends without the kernel; arguments checked). */
+export function conv2dFilterGradComposite(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry, filterShape: readonly [number, number, number, number]): tf.Tensor4D {
+  const [kh, kw, cin, cout] = filterShape;
+  const [, h, w] = x.shape;
   return tf.tidy(() => {
     // Rows of x̃ the forward pass reads: 0 … s(H_out − 1) + k − 1; more padding than that is never read.
     const needH = g.strideHeight * (g.outHeight - 1) + kh;

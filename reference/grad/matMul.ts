@@ -10,11 +10,14 @@
  * product broadcast (tfjs broadcasts batch axes of different sizes, e.g. [B, M, K]·[1, K, N]).
  *
  * Why: tfjs's own gradient calls `matMul` with its transpose flags set, and on the wasm backend a product
- * with a transpose flag is 14–55× slower than transposing first and multiplying plainly.
+ * with a transpose flag is 14–55× slower than transposing first and multiplying plainly. Where our
+ * `DdpmConv2DFilterGrad` kernel is registered (wasm, cpu), Aᵀδ of a plain product of matrices (the UNet's 1×1
+ * convolutions and dense layers) is that kernel with a 1×1 filter, which reads A in place instead of transposing it.
  *
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import { filterGradFused, filterGradKernelAvailable } from './filterGradKernel.ts';
 
 /** Swap the last two axes (an explicit, materialised transpose). */
 export function transposeLast2(x: tf.Tensor): tf.Tensor {
@@ -64,6 +67,13 @@ export const batchMatMulGradConfig: tf.GradConfig = {
         }),
       b: () =>
         tf.tidy(() => {
+          if (!transposeA && !transposeB && a.rank === 2 && d.rank === 2 && b.rank === 2 && filterGradKernelAvailable()) {
+            // Aᵀ·δ straight from A [P, K] and δ [P, N]: the filter gradient of a 1×1 convolution over P pixels.
+            const [p, k] = a.shape as [number, number];
+            const n = d.shape[1] as number;
+            const x = a.reshape([1, 1, p, k]) as tf.Tensor4D;
+            return filterGradFused(x, d.reshape([1, 1, p, n]) as tf.Tensor4D, { kh: 1, kw: 1, sh: 1, sw: 1, top: 0, left: 0 }).reshape([k, n]);
+          }
           const gOpB = mm(transposeLast2(opA()), d); // ∂L/∂op_B(B)
           return unbroadcastBatch(transposeB ? transposeLast2(gOpB) : gOpB, b.shape);
         }),
