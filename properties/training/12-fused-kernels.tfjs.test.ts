@@ -25,6 +25,7 @@ import { attentionBackward, attentionForward, attentionFused, ATTENTION, ATTENTI
 import { dotProductAttention } from '../../reference/nn/attention.ts';
 import { CONV2D_FILTER_GRAD, conv2dFilterGrad, conv2dFilterGradComposite, convGeometry, filterGradKernelAvailable, filterGradLoops, installGradients, type FilterGradAttrs } from '../../reference/grad/index.ts';
 import { conv2d64 } from './support/f64.ts';
+import { installConvKernel, withTfjsConv } from '../../reference/nn/convKernel.ts';
 
 installGroupNormKernels();
 
@@ -60,7 +61,7 @@ async function fusedGrads(x: T64, gamma: T64, beta: T64, groups: number, withSwi
   return out;
 }
 
-describe('7.12 Fused kernels: GroupNorm and swish, attention, the convolution filter gradient', () => {
+describe('7.12 Fused kernels: GroupNorm and swish, attention, the convolution and its filter gradient', () => {
   it('the fused kernel computes swish(GroupNorm(x)) and GroupNorm(x) as defined, in float32  [training.fused.normEqDefinition]', async (ctx) => {
     skipWithoutKernel(ctx);
     await fc.assert(
@@ -197,6 +198,7 @@ describe('7.12 Fused kernels: GroupNorm and swish, attention, the convolution fi
       groupnorm: ['gn_backward', 'gn_forward', 'gn_scratch_doubles'],
       attention: ['attn_backward', 'attn_forward', 'attn_scratch_floats'],
       convgrad: ['conv2d_filter_grad'],
+      conv: ['conv2d_forward', 'conv2d_scratch_floats'],
     };
     const committed = new Map(Object.keys(modules).map((m) => [m, readFileSync(new URL(`../../reference/nn/kernels/${m}.wasm`, import.meta.url))]));
     for (const [name, exports] of Object.entries(modules)) {
@@ -416,5 +418,56 @@ describe('7.12 Fused kernels: GroupNorm and swish, attention, the convolution fi
     expect(() => tf.engine().runKernel(CONV2D_FILTER_GRAD, { x, dy }, attrs)).toThrow(/DdpmConv2DFilterGrad: x and dy must be .* same N/);
     expect(() => tf.engine().runKernel(CONV2D_FILTER_GRAD, { x, dy: ok }, { ...attrs, sh: 0 })).toThrow(/attribute sh must be an integer ≥ 1, got 0/);
     tf.dispose([x, dy, ok]);
+  });
+  it('on wasm our convolution equals the float64 convolution for any stride, padding and channel count  [training.fused.convEqFloat64]', async (ctx) => {
+    if (tf.getBackend() !== 'wasm') ctx.skip(`our convolution replaces the wasm backend's; ${tf.getBackend()} keeps its own Conv2D`);
+    installConvKernel();
+    await fc.assert(
+      fc.asyncProperty(filterCase, async (c) => {
+        const pad2 = c.pad === 'down' ? ([[0, 1], [0, 1]] as [[number, number], [number, number]]) : c.pad;
+        const padTf = c.pad === 'down' ? ([[0, 0], [0, 1], [0, 1], [0, 0]] as [[number, number], [number, number], [number, number], [number, number]]) : c.pad;
+        const [kh, kw] = c.k;
+        if ((c.pad === 'valid' && (c.h < kh || c.w < kw)) || (c.pad === 'down' && (c.h + 1 < kh || c.w + 1 < kw))) return;
+        const rng = new Rng(c.seed);
+        const x = t64([c.n, c.h, c.w, c.cin], normalsF(rng, c.n * c.h * c.w * c.cin));
+        const wt = t64([kh, kw, c.cin, c.cout], normalsF(rng, kh * kw * c.cin * c.cout));
+        const want = conv2d64(x, wt, c.s, pad2);
+        const tx = tf.tensor4d(Float32Array.from(x.data), x.shape as [number, number, number, number]);
+        const tw = tf.tensor4d(Float32Array.from(wt.data), wt.shape as [number, number, number, number]);
+        const y = tf.conv2d(tx, tw, c.s, padTf);
+        const got = (await y.data()) as Float32Array;
+        tf.dispose([tx, tw, y]);
+        expect(y.shape).toEqual(want.shape);
+        expect(got).toBeCloseWithin(want.data, GRAD, { shape: want.shape, what: `conv2d of x [${x.shape}], w [${wt.shape}], strides [${c.s}], pad ${c.pad}` });
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('on wasm our convolution computes the same sums as tfjs-backend-wasm\'s (XNNPACK) at the UNets\' shapes, and leaves nothing behind  [training.fused.convEqTfjs]', async (ctx) => {
+    if (tf.getBackend() !== 'wasm') ctx.skip(`our convolution replaces the wasm backend's; ${tf.getBackend()} keeps its own Conv2D`);
+    installConvKernel();
+    const rng = new Rng(41);
+    const cases: Array<[number[], number[], number, 'same' | [[number, number], [number, number], [number, number], [number, number]]]> = [
+      [[2, 16, 16, 32], [3, 3, 32, 32], 1, 'same'],
+      [[2, 8, 8, 64], [3, 3, 64, 96], 1, 'same'],
+      [[1, 8, 8, 256], [3, 3, 256, 256], 1, 'same'],
+      [[2, 16, 16, 32], [3, 3, 32, 32], 2, [[0, 0], [0, 1], [0, 1], [0, 0]]],
+      [[2, 16, 16, 1], [3, 3, 1, 32], 1, 'same'],
+      [[2, 16, 16, 32], [3, 3, 32, 1], 1, 'same'],
+      [[2, 9, 7, 3], [3, 3, 3, 13], 1, 'same'],
+    ];
+    for (const [xs, fs, st, pad] of cases) {
+      const x = tf.tensor4d(Float32Array.from(rng.normals(xs.reduce((a, b) => a * b, 1))), xs as [number, number, number, number]);
+      const w = tf.tensor4d(Float32Array.from(rng.normals(fs.reduce((a, b) => a * b, 1))), fs as [number, number, number, number]);
+      const want = withTfjsConv(() => tf.conv2d(x, w, st, pad));
+      const before = { tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() };
+      const got = tf.conv2d(x, w, st, pad);
+      const [a, b] = await Promise.all([got.data() as Promise<Float32Array>, want.data() as Promise<Float32Array>]);
+      got.dispose();
+      expect({ tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() }).toEqual(before);
+      expect(a).toBeCloseWithin(b, IMPL, { shape: want.shape, what: `conv2d of x [${xs}], w [${fs}], stride ${st}` });
+      tf.dispose([x, w, want]);
+    }
   });
 });

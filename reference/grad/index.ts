@@ -10,6 +10,7 @@
  * | `ResizeNearestNeighbor` gradient | `ResizeNearestNeighborGrad` is wrong on cpu for batch > 1, and on every backend with `halfPixelCenters` | block sum for integer up-scaling, one-hot source matrices from the forward rule otherwise ({@link resizeNearestNeighborGradConfig}) |
  * | `AvgPool` gradient (global pooling, as in `groupNorm`) | `AvgPoolGrad` took a quarter of the small UNet's training step on wasm | a broadcast of dy/(H·W) ({@link avgPoolGradConfig}); other poolings keep tfjs's |
  * | `Conv2DBackpropFilter` kernel on wasm | missing, so `tf.fused.conv2d`'s gradient and direct calls throw | a kernel built from the forward convolution ({@link conv2dFilterGrad}) |
+| `Conv2D` on wasm (forward, and the input gradient, which is a convolution) | XNNPACK at 27–35 GFLOP/s | a SIMD kernel of our own, same sums in the same order ({@link installConvKernel}, `reference/nn/convKernel.ts`) |
 | the filter gradient itself (conv and `MatMul` Aᵀδ) | (the composite above) a forward convolution at ~16 GFLOP/s plus transposes; Aᵀ an explicit transpose | one kernel on wasm (C, SIMD) and cpu that reads x and δ in place ({@link installFilterGradKernel}) |
  * | `Identity`, same-dtype `Cast` kernels on wasm | copy the buffer; the engine clones every tensor it saves for the backward pass (≈ 2 400 copies in a small-UNet step) | kernels that share the buffer, reference-counted ({@link installKernels}) |
  * | `Add`, `Sub` gradients | a bias's gradient is a `Sum` over the leading axes [0, 1, 2], slow on wasm (14.4 ms at [4, 32, 32, 256]) | two sums, over W of [N·H, W, C] and then over N·H (4.0 ms) ({@link sumToShape}) |
@@ -30,6 +31,7 @@ import { batchMatMulGradConfig } from './matMul.ts';
 import { resizeNearestNeighborGradConfig } from './resize.ts';
 import { installKernels } from './kernels.ts';
 import { installFilterGradKernel } from './filterGradKernel.ts';
+import { installConvKernel } from '../nn/convKernel.ts';
 import { addGradConfig, multiplyGradConfig, subGradConfig } from './elementwise.ts';
 
 export { conv2dFilterGrad, conv2dFilterGradComposite, conv2dInputGrad, conv2dGradConfig, convGeometry, dilateSpatial, type ConvPad } from './conv2d.ts';
@@ -85,7 +87,7 @@ export function installGradients(): InstalledGradients {
     tf.registerKernel(wasmConv2dBackpropFilter);
     installed.kernels.push(['wasm', tf.Conv2DBackpropFilter]);
   }
-  installed.kernels.push(...installKernels(), ...installFilterGradKernel());
+  installed.kernels.push(...installKernels(), ...installFilterGradKernel(), ...installConvKernel());
   return installed;
 }
 

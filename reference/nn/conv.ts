@@ -11,9 +11,13 @@
  * copies) is correct on every backend — unlike `ResizeNearestNeighborGrad` of tfjs-backend-cpu 4.22,
  * which is wrong for batch > 1.
  *
+ * On wasm the convolutions run our own SIMD kernel (`convKernel.ts`, installed on first use), which replaces
+ * tfjs-backend-wasm's `Conv2D`.
+ *
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import { installConvKernel } from './convKernel.ts';
 
 function expectRank(fn: string, arg: string, t: tf.Tensor, rank: number): void {
   if (t.rank !== rank) throw new Error(`${fn}: ${arg} must have rank ${rank}, got shape [${t.shape.join(',')}]`);
@@ -40,6 +44,7 @@ function checkKernel(fn: string, x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D,
  */
 export function conv2dSame(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D): tf.Tensor4D {
   checkKernel('conv2dSame', x, w, b);
+  installConvKernel();
   if (w.shape[0] % 2 !== 1 || w.shape[0] !== w.shape[1]) throw new Error(`conv2dSame: kernel must be square with odd size, got [${w.shape.join(',')}]`);
   return tf.tidy(() => {
     if (w.shape[0] === 1) {
@@ -64,6 +69,7 @@ export function downsample(x: tf.Tensor4D, w: tf.Tensor4D | null, b: tf.Tensor1D
   if (x.shape[1] % 2 !== 0 || x.shape[2] % 2 !== 0) throw new Error(`downsample: height and width must be even, got x [${x.shape.join(',')}]`);
   if (w === null || b === null) return tf.tidy(() => tf.avgPool(x, 2, 2, 'valid'));
   checkKernel('downsample', x, w, b, 3);
+  installConvKernel();
   return tf.tidy(
     () =>
       tf
