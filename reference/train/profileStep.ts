@@ -4,14 +4,19 @@
  * This is how the slow gradient kernels of the wasm backend (`AvgPoolGrad`, `Reverse`) were found.
  *
  * ```
- * node --import tsx reference/train/profileStep.ts [--model small|cifar10] [--batch 8] [--micro-batch N] [--top 30]
+ * node --import tsx reference/train/profileStep.ts [--model small|cifar10 | --config train.json] [--batch 8] [--micro-batch N] [--top 30] [--by-shape]
  * ```
+ *
+ * `--config` takes the UNet of a training configuration file (its `model.unet`) instead of a named model;
+ * `--by-shape` keys every kernel by its input shapes (by default only convolutions and matrix products are).
  *
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import type { UNetConfig } from '../unet/config.ts';
 import { initBackend } from '../../src/backend.ts';
 import { prepareTrainStep, TRAIN_STEP_MODELS } from './benchWorkload.ts';
+import { readTrainConfig } from './config.ts';
 
 function arg(argv: string[], name: string, dflt: string): string {
   const i = argv.indexOf(name);
@@ -25,13 +30,25 @@ function positive(name: string, v: string): number {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const model = arg(argv, '--model', 'small');
-  if (!(model in TRAIN_STEP_MODELS)) throw new Error(`profileStep: --model must be one of ${Object.keys(TRAIN_STEP_MODELS).join(', ')}, got ${JSON.stringify(model)}`);
+  const configPath = argv.includes('--config') ? arg(argv, '--config', '') : undefined;
+  if (configPath === '') throw new Error('profileStep: --config must be followed by the path of a training configuration file');
+  const model = configPath ?? arg(argv, '--model', 'small');
+  let unet: UNetConfig;
+  if (configPath !== undefined) {
+    const c = readTrainConfig(configPath);
+    if (c.model.kind !== 'unet') throw new Error(`profileStep: --config ${configPath} must describe a UNet (model.kind "unet"), got ${JSON.stringify(c.model.kind)}`);
+    unet = c.model.unet;
+  } else if (model in TRAIN_STEP_MODELS) {
+    unet = TRAIN_STEP_MODELS[model as keyof typeof TRAIN_STEP_MODELS];
+  } else {
+    throw new Error(`profileStep: --model must be one of ${Object.keys(TRAIN_STEP_MODELS).join(', ')}, got ${JSON.stringify(model)}`);
+  }
+  const byShape = argv.includes('--by-shape');
   const batch = positive('--batch', arg(argv, '--batch', '8'));
   const micro = argv.includes('--micro-batch') ? positive('--micro-batch', arg(argv, '--micro-batch', '')) : undefined;
   const top = positive('--top', arg(argv, '--top', '30'));
   const report = await initBackend();
-  const step = await prepareTrainStep(TRAIN_STEP_MODELS[model as keyof typeof TRAIN_STEP_MODELS], batch, { microBatch: micro });
+  const step = await prepareTrainStep(unet, batch, { microBatch: micro });
   try {
     await step.run(); // warm-up
     const t0 = performance.now();
@@ -44,7 +61,7 @@ async function main(argv: string[]): Promise<void> {
     let total = 0;
     for (const k of info.kernels) {
       const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-      const key = k.name === 'BatchMatMul' || k.name === 'Conv2D' ? `${k.name} ${JSON.stringify(k.inputShapes)}` : k.name;
+      const key = byShape || k.name === 'BatchMatMul' || k.name === 'Conv2D' ? `${k.name} ${JSON.stringify(k.inputShapes)}` : k.name;
       const e = by.get(key) ?? { ms: 0, n: 0 };
       e.ms += ms;
       e.n++;
