@@ -16,8 +16,10 @@
  * | `Add`, `Sub` gradients | a bias's gradient is a `Sum` over the leading axes [0, 1, 2], slow on wasm (14.4 ms at [4, 32, 32, 256]) | two sums, over W of [N·H, W, C] and then over N·H (4.0 ms) ({@link sumToShape}) |
  * | `Multiply` gradient | casts the other factor to float32 (a copy on wasm) even when it is float32 | the same products without the cast ({@link multiplyGradConfig}) |
  * | flipping a filter for the input gradient | 9 slices, a concat and a transpose per 3×3 layer | one kernel on wasm and cpu ({@link flipSpatialSwapChannels}) |
+ * | `Concat` gradient along the last axis (the UNet's skip concatenations) | `tf.split`, whose wasm `SplitV` slices the innermost axis one element at a time (92 ms for one [32, 32, 32, 96] split at batch 32) | row segments copied by one kernel on wasm and cpu ({@link concatGradConfig}, {@link splitLastAxis}); other axes and backends keep `tf.split` |
+ * | a bias's gradient (`Add`, `Sub`: δ summed over every leading axis) | the two-step `Sum` above, still slow on wasm (a `Sum` over a non-innermost axis transposes first) | one kernel on wasm and cpu, float64 accumulation ({@link sumLeadingAxes}); other backends keep the two steps |
  *
- * Every other op the UNet uses (add, mul, sigmoid, mean, rsqrt, softmax, concat, pad, slice, reshape,
+ * Every other op the UNet uses (add, mul, sigmoid, mean, rsqrt, softmax, pad, slice, reshape,
  * transpose, sum) has a correct built-in gradient on every backend; the properties in
  * `properties/training/` check the installed ones against float64 finite differences and against the cpu
  * backend's own kernels, and a whole network's gradient across backends.
@@ -32,13 +34,15 @@ import { resizeNearestNeighborGradConfig } from './resize.ts';
 import { installKernels } from './kernels.ts';
 import { installFilterGradKernel } from './filterGradKernel.ts';
 import { installConvKernel } from '../nn/convKernel.ts';
+import { concatGradConfig } from './concat.ts';
 import { addGradConfig, multiplyGradConfig, subGradConfig } from './elementwise.ts';
 
 export { conv2dFilterGrad, conv2dFilterGradComposite, conv2dInputGrad, conv2dGradConfig, convGeometry, dilateSpatial, type ConvPad } from './conv2d.ts';
 export { avgPoolGradConfig, isGlobalAvgPool } from './avgPool.ts';
 export { batchMatMulGradConfig, transposeLast2, unbroadcastBatch } from './matMul.ts';
 export { CONV2D_FILTER_GRAD, filterGradFused, filterGradKernelAvailable, filterGradLoops, installFilterGradKernel, type FilterGradAttrs } from './filterGradKernel.ts';
-export { FLIP_SPATIAL_SWAP_CHANNELS, flipSpatialSwapChannels, installKernels } from './kernels.ts';
+export { FLIP_SPATIAL_SWAP_CHANNELS, flipSpatialSwapChannels, hasKernel, installKernels, SPLIT_LAST_AXIS, splitLastAxis, SUM_LEADING_AXES, sumLeadingAxes } from './kernels.ts';
+export { concatGradConfig } from './concat.ts';
 export { addGradConfig, multiplyGradConfig, subGradConfig, sumToShape } from './elementwise.ts';
 export { nearestResizeGrad, nearestUpsampleGrad, resizeNearestNeighborGradConfig } from './resize.ts';
 
@@ -77,7 +81,7 @@ const wasmConv2dBackpropFilter: tf.KernelConfig = {
 export function installGradients(): InstalledGradients {
   if (!installed) {
     const report: InstalledGradients = { gradients: [], kernels: [] };
-    for (const g of [conv2dGradConfig, batchMatMulGradConfig, resizeNearestNeighborGradConfig, avgPoolGradConfig(), addGradConfig, subGradConfig, multiplyGradConfig]) {
+    for (const g of [conv2dGradConfig, batchMatMulGradConfig, resizeNearestNeighborGradConfig, avgPoolGradConfig(), addGradConfig, subGradConfig, multiplyGradConfig, concatGradConfig]) {
       tf.registerGradient(g); // replaces tfjs's (it warns only in DEBUG mode)
       report.gradients.push(g.kernelName);
     }
