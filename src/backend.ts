@@ -17,6 +17,7 @@
  * @module
  */
 import { readdirSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import * as tf from '@tensorflow/tfjs';
 
 /** The backends this project knows, in order of preference. */
@@ -186,7 +187,15 @@ async function registerWebgpu(): Promise<void> {
 
 // ---- wasm ---------------------------------------------------------------------------------------
 
+/**
+ * WebAssembly is compiled by V8's optimising tier up front (`--no-liftoff`, process-wide, set before the first
+ * module is compiled). With the baseline tier first, hot functions are re-compiled in background threads that
+ * compete with the training's worker threads for the cores: the first 3–4 steps of a 2-worker training step ran
+ * 1.5–1.9× slower (1552, 1421, 1226 ms, then 830), which also skewed a benchmark that times few steps. Start-up
+ * costs about 50 ms more.
+ */
 async function registerWasm(): Promise<void> {
+  setFlagsFromString('--no-liftoff');
   if (!isRegistered('wasm')) await import('@tensorflow/tfjs-backend-wasm');
 }
 
