@@ -224,10 +224,20 @@ async function main(): Promise<void> {
   const trainMs: TrainMeasurement[] = [];
   const tfjsBase = engines.filter((e) => e.kind === 'tfjs' && !e.name.includes('×'));
   const cores = availableParallelism();
-  /** A training step's estimate from the same engine's forward pass at batch 8 (null: none measured). */
+  /**
+   * A training step's estimate (null: nothing measured to base it on): the larger of the same engine's forward pass
+   * at batch 8 times {@link TRAIN_OVER_FORWARD}, and the slowest rate (ms per forward FLOP) of its training steps
+   * timed so far, scaled to this model and batch. The second matters where the backward pass is relatively much
+   * slower than on wasm: the cpu backend's CIFAR-10 step ran 432 s when the first estimate said under 240.
+   */
   const trainEstimate = (e: Engine, w: Workload, workers: number): number | null => {
     const f = results.find((r) => r.engine === e.name && r.workload.model === w.model && r.workload.batch === 8 && r.workload.kind === 'forward' && r.medianMs !== undefined);
-    return f ? ((f.medianMs! * w.batch) / 8) * TRAIN_OVER_FORWARD / workers : null;
+    const fromForward = f ? ((f.medianMs! * w.batch) / 8) * TRAIN_OVER_FORWARD / workers : null;
+    const flops = (model: string, batch: number): number => totalForwardFlops(BENCH_MODELS[model]) * batch;
+    const rates = trainMs.filter((t) => t.engine === e.name && t.medianMs !== undefined).map((t) => (t.medianMs! * t.workers) / flops(t.model, t.batch));
+    const fromTrain = rates.length > 0 ? (Math.max(...rates) * flops(w.model, w.batch)) / workers : null;
+    if (fromForward === null) return fromTrain;
+    return fromTrain === null ? fromForward : Math.max(fromForward, fromTrain);
   };
   const timeTrain = async (start: () => Engine, m: Omit<TrainMeasurement, 'medianMs'>, req: Record<string, unknown>): Promise<void> => {
     const label = `${m.engine}${m.workers > 1 ? ` ×${m.workers} workers` : ''}: ${m.model} b${m.batch} train${m.microBatch ? ` (micro-batches of ${m.microBatch})` : ''}`;
