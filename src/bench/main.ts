@@ -46,12 +46,13 @@ const quick = flag('--quick');
 /** Only the per-layer profile of the wasm forward pass (no timing table). */
 const onlyProfile = flag('--only-profile');
 const maxEstimateS = Number(arg('--max-estimate-s') ?? '30');
-const timing: TimingOptions = quick ? { minTimeS: 1, minReps: 2, maxReps: 3, singleRunAboveS: 5 } : { minTimeS: 2, minReps: 3, maxReps: 7, singleRunAboveS: 8 };
+/** Forward and sampling steps: warm-up for `warmupS` (JIT tiering, see {@link TimingOptions}), then timed runs. */
+const timing: TimingOptions = quick ? { minTimeS: 1, minReps: 2, maxReps: 3, singleRunAboveS: 5, warmupS: 1 } : { minTimeS: 2, minReps: 3, maxReps: 7, singleRunAboveS: 8, warmupS: 3 };
 /**
- * Training steps: a warm-up step, then at least one timed step (more until `minTimeS`); a warm-up longer than
+ * Training steps: warm-up steps for `warmupS` (at least one), then at least one timed step (more until `minTimeS`); a warm-up longer than
  * `singleRunAboveS` is the only measurement (the CIFAR-10 model at batch 32 on one thread: a minute or more).
  */
-const trainTiming: TimingOptions = quick ? { minTimeS: 1, minReps: 1, maxReps: 3, singleRunAboveS: 20 } : { minTimeS: 3, minReps: 1, maxReps: 5, singleRunAboveS: 45 };
+const trainTiming: TimingOptions = quick ? { minTimeS: 1, minReps: 1, maxReps: 3, singleRunAboveS: 20, warmupS: 1 } : { minTimeS: 3, minReps: 1, maxReps: 5, singleRunAboveS: 45, warmupS: 3 };
 const maxTrainEstimateS = Number(arg('--max-train-estimate-s') ?? (quick ? '30' : '240'));
 /** `--train-batches 8,32`: the training step's batch sizes. */
 const TRAIN_BATCHES = (arg('--train-batches') ?? '8,32').split(',').map((b) => {

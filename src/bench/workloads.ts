@@ -38,6 +38,13 @@ export interface TimingOptions {
   maxReps: number;
   /** A workload whose warm-up run takes longer than this is timed once (the warm-up is the measurement). */
   singleRunAboveS: number;
+  /**
+   * Keep warming up until this many seconds have passed (at least one run; absent: one run). JavaScript is
+   * optimised by V8 only after many calls: the small UNet's forward pass at batch 8 takes ~52 ms for its first ~25
+   * runs and ~30 ms from then on, so one warm-up run timed the engine's start-up, not the per-call cost of a long
+   * sampling or training loop.
+   */
+  warmupS?: number;
 }
 
 /**
@@ -125,12 +132,17 @@ export function prepare(w: Workload, params: UNetParams, timer?: (k: LayerKind, 
   };
 }
 
-/** Time a prepared workload: warm-up, then repetitions; milliseconds of each timed run. */
-export async function timeRuns(p: Prepared, o: TimingOptions): Promise<{ times: number[]; warmupMs: number }> {
+/** Time a prepared workload: warm-up (`o.warmupS`), then repetitions; milliseconds of each timed run (the first run's in `warmupMs`). */
+export async function timeRuns(p: Prepared, o: TimingOptions): Promise<{ times: number[]; warmupMs: number; warmupRuns: number }> {
   let t0 = performance.now();
   await p.run();
   const warmupMs = performance.now() - t0;
-  if (warmupMs > o.singleRunAboveS * 1000) return { times: [warmupMs], warmupMs };
+  if (warmupMs > o.singleRunAboveS * 1000) return { times: [warmupMs], warmupMs, warmupRuns: 0 };
+  let warmupRuns = 1;
+  while (performance.now() - t0 < (o.warmupS ?? 0) * 1000) {
+    await p.run();
+    warmupRuns++;
+  }
   const times: number[] = [];
   const start = performance.now();
   while (times.length < o.minReps || (times.length < o.maxReps && performance.now() - start < o.minTimeS * 1000)) {
@@ -138,7 +150,7 @@ export async function timeRuns(p: Prepared, o: TimingOptions): Promise<{ times: 
     await p.run();
     times.push(performance.now() - t0);
   }
-  return { times, warmupMs };
+  return { times, warmupMs, warmupRuns };
 }
 
 /** The median of a list. */

@@ -7,7 +7,7 @@ Usage: /usr/bin/python3 src/python/bench_torch.py [--threads 2]
 Reads requests as JSON lines on stdin and answers each with one line `@@bench {json}` on stdout (the benchmark
 coordinator interleaves engines so that no two run at once):
   {"op": "time", "workload": {"model", "batch", "kind": "forward"|"step"|"train"}, "config": {...UNet config...},
-   "timing": {"minTimeS", "minReps", "maxReps", "singleRunAboveS"}}  ->  {"times": [ms...], "warmupMs", "maxRssBytes"}
+   "timing": {"minTimeS", "minReps", "maxReps", "singleRunAboveS", "warmupS"}}  ->  {"times": [ms...], "warmupMs", "warmupRuns", "maxRssBytes"}
    (maxRssBytes: this process's peak resident memory so far; the coordinator runs a training step in a fresh one)
   {"op": "peak"}  ->  {"numpy_gflops", "torch_gflops", "n", "torch_conv_gflops", "blas"}
   {"op": "quit"}
@@ -84,14 +84,18 @@ def timed(fn, o):
     fn()
     warm = (time.perf_counter() - t0) * 1000
     if warm > o["singleRunAboveS"] * 1000:
-        return {"times": [warm], "warmupMs": warm}
+        return {"times": [warm], "warmupMs": warm, "warmupRuns": 0}
+    runs = 1
+    while time.perf_counter() - t0 < o.get("warmupS", 0):
+        fn()
+        runs += 1
     times = []
     start = time.perf_counter()
     while len(times) < o["minReps"] or (len(times) < o["maxReps"] and time.perf_counter() - start < o["minTimeS"]):
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1000)
-    return {"times": times, "warmupMs": warm}
+    return {"times": times, "warmupMs": warm, "warmupRuns": runs}
 
 
 def peak(n=2048, reps=5):
