@@ -101,6 +101,13 @@ function simdConv(fallback: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+/** Whether `tf.conv2d` on the active backend runs our kernel (wasm, after {@link installConvKernel}). */
+export function ownConvActive(): boolean {
+  if (bypass || tf.getBackend() !== 'wasm') return false;
+  const k = tf.getKernel(tf.Conv2D, 'wasm');
+  return k !== undefined && ours.has(k.kernelFunc);
+}
+
 /**
  * Replace the wasm backend's `Conv2D` by {@link simdConv} (idempotent; a no-op until tfjs-backend-wasm has registered
  * its kernels). Returns the [backend, kernel] pairs replaced by this call.

@@ -81,14 +81,17 @@ export function fasterWorkers(timings: readonly WorkerTiming[]): number {
  * $$\text{bytes}(n) = \max\big(c_\text{opt} P,\; c_\text{bwd} P + c_\text{act} A\, n\big)$$
  *
  * (the optimiser's update, after the activations are freed; the backward pass, with the parameters, optimiser
- * state, gradients and n examples' activations). Measured with tfjs 4.22 on wasm, the peak of the bytes tfjs
- * tracks during a step (`tf.profile(step).peakBytes`, in a fresh process, after a warm-up step): the CIFAR-10 UNet
- * (P = 143 MB, A = 17.4 MB) 3.15 GB at 1, 2 and 4 examples, 3.92 GB at 6, and an abort at 8 (over 4 GiB); the
- * small UNet (P = 4.4 MB, A = 0.9 MB) 97 MB at 1 and 2 examples, 124 MB at 4. The constants reproduce these
- * (a property checks it) and over-estimate a little. The fused kernels and flat optimiser buffers lower the true
- * figures: the benchmark's JSON records the wasm heap after each training step (`wasmHeapBytes`) to measure them again.
+ * state, gradients and n examples' activations). Measured with tfjs 4.22 on wasm as the size of the wasm heap after
+ * two training steps in a fresh process (the heap only grows, so this is the step's peak, growth margin included),
+ * on 2026-12-05 after the kernels of our own (fused GroupNorm and attention, flat optimiser buffers, convolution and
+ * filter-gradient kernels): the CIFAR-10 UNet (P = 143 MB, A = 17.4 MB) 1.83 GB at 4 examples, 2.40 GB at 8,
+ * 3.40 GB at 16; the small UNet (P = 4.4 MB, A = 0.9 MB) 51 MB at 2, 73 MB at 4, 260 MB at 32. Both phases fit
+ * one line, c_bwd P + c_act A n with c_bwd ≈ 9, c_act ≈ 7.6; the constants below round them up, so the estimate is
+ * 1–18 % above every measurement (a property checks it). (Before those kernels the same step needed 3.15 GB at 4
+ * examples and aborted at 8.) The benchmark's JSON records the wasm heap after each training step
+ * (`wasmHeapBytes`) to measure them again.
  */
-export const WASM_STEP_MEMORY = { optimiserPerParamByte: 22.5, backwardPerParamByte: 10, perActivationByte: 24 } as const;
+export const WASM_STEP_MEMORY = { optimiserPerParamByte: 10, backwardPerParamByte: 10, perActivationByte: 8.5 } as const;
 
 /** Bytes one thread may use for a training step on `backend` (wasm: its 32-bit heap of 4 GiB, less a margin for fragmentation; others: a quarter of the machine's memory). */
 export function threadMemoryBytes(backend: string, totalMemBytes: number): number {
