@@ -470,4 +470,20 @@ describe('7.12 Fused kernels: GroupNorm and swish, attention, the convolution an
       tf.dispose([x, w, want]);
     }
   });
+  it('a convolution whose input is empty after cropping (a strided input gradient) gives the padding\'s zeros, and so does its filter gradient  [training.fused.convEmptyInputZeros]', async (ctx) => {
+    installGradients();
+    if (!filterGradKernelAvailable()) ctx.skip(`the kernels run on wasm and cpu, not on ${tf.getBackend()}`);
+    installConvKernel();
+    // Found by [training.grad.conv2dEqFiniteDiff] under FC_SEED=-1108481340: x [1,3,1,1], a 2×2 filter, strides 2, padding
+    // left 2: the input gradient convolves a δ cropped to width 0. XNNPACK refuses the setup and leaves its output unwritten.
+    const x = tf.zeros([1, 3, 0, 1]) as tf.Tensor4D;
+    const w = tf.ones([2, 2, 1, 1]) as tf.Tensor4D;
+    const y = tf.conv2d(x, w, 1, [[0, 0], [0, 1], [2, 0], [0, 0]]);
+    expect(y.shape).toEqual([1, 3, 1, 1]);
+    expect(Array.from(await y.data())).toEqual([0, 0, 0]);
+    const dy = tf.ones([1, 3, 0, 1]) as tf.Tensor4D;
+    const g = conv2dFilterGrad(x, dy, [2, 2, 1, 1], 1, 'same');
+    expect(Array.from(await g.data())).toEqual([0, 0, 0, 0]);
+    tf.dispose([x, w, y, dy, g]);
+  });
 });

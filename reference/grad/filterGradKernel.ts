@@ -106,6 +106,12 @@ function kernel(backendName: (typeof FILTER_GRAD_BACKENDS)[number]): tf.KernelCo
       const s = shapesOf(x, dy);
       const a = attrsOf(attrs);
       const outShape = [a.kh, a.kw, s.x[3], s.dy[3]];
+      if (s.x.includes(0) || s.dy.includes(0)) {
+        // An empty sum: zeros (a backend's new buffer is not necessarily zeroed).
+        const [out] = memoryOf(backend, CONV2D_FILTER_GRAD).alloc([outShape]);
+        out.data.fill(0);
+        return out.info;
+      }
       const simd = simdOn(backend);
       if (simd !== null) {
         const { b, k } = simd;

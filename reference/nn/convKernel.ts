@@ -55,7 +55,12 @@ export function withTfjsConv<T>(f: () => T): T {
   return r;
 }
 
-/** Whether our convolution handles a call with these attributes and inputs. */
+/**
+ * Whether our convolution handles a call with these attributes and inputs. An empty input (a zero-size axis, as the
+ * input gradient of a strided convolution can produce after cropping) is handled: the output is the padding's
+ * zeros. tfjs-backend-wasm's XNNPACK refuses it ("xnn_setup_convolution2d_nhwc_f32 … status 2") and returns the
+ * output buffer unwritten.
+ */
 function handles(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: tf.Conv2DAttrs): boolean {
   const d = attrs.dilations;
   const dil = typeof d === 'number' ? [d, d] : (d ?? [1, 1]);

@@ -38,7 +38,8 @@ void conv2d_forward(const float *x, const float *w, float *y, int n, int h, int 
       }
   /* Output rows in chunks whose input rows (about 96 KB) stay in cache while every block of output channels reads them. */
   int rows = n * ho;
-  int chunk = 24576 / (sh * wd * cin);
+  int row_floats = sh * wd * cin;
+  int chunk = row_floats > 0 ? 24576 / row_floats : rows;
   if (chunk < 1) chunk = 1;
   for (int r0 = 0; r0 < rows; r0 += chunk) {
   int r1 = r0 + chunk < rows ? r0 + chunk : rows;

@@ -93,7 +93,7 @@ void conv2d_filter_grad(const float *x, const float *dy, float *dw, int n, int h
   long total = (long)kh * kw * cin * cout;
   for (long q = 0; q < total; q++) dw[q] = 0;
   int rows = n * ho;
-  int tile = TILE_PIXELS / wo;
+  int tile = wo > 0 ? TILE_PIXELS / wo : 1;
   if (tile < 1) tile = 1;
   int c4 = cin - cin % 4, o8 = cout - cout % 8, o4 = cout - cout % 4;
   for (int r0 = 0; r0 < rows; r0 += tile) {
