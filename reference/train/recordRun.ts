@@ -14,6 +14,7 @@
  * ```
  * node --import tsx reference/train/recordRun.ts --minutes 60 [--config reference/train/configs/fashion-mnist.json]
  *      [--out out/fashion-mnist-run] [--docs docs] [--bpd-n 16] [--samples 16] [--sample-steps 1000] [--workers 2] [--no-torch]
+ * node --import tsx reference/train/recordRun.ts --render-only [--docs docs]   # the section again, from the record
  * ```
  *
  * Run it on an otherwise idle machine: both frameworks share its cores, so any other load changes the result.
@@ -23,7 +24,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
@@ -157,7 +158,80 @@ function replaceSection(doc: string, body: string): string {
   return `${doc.slice(0, i + begin.length)}\n${body}\n${doc.slice(j)}`;
 }
 
+/** One framework's line of the record (`docs/figures/fashion-mnist-run.json`). */
+interface RunLine extends Evaluation {
+  backend: string;
+  steps: number;
+  wall_s?: number;
+  train_s: number;
+  images_per_s: number;
+}
+
+/** The record a run writes to `docs/figures/fashion-mnist-run.json`, from which the section of `docs/training.md` is rendered. */
+interface RunRecord {
+  date: string;
+  commit: string;
+  budget_minutes: number;
+  config: string;
+  machine: { cpus: number; cpu_model: string; loadavg_at_start: number[]; busy: boolean };
+  tfjs: RunLine;
+  torch: RunLine | null;
+  evaluation: { bpd_images: number; bpd_seed: number; samples: number; sample_steps: number; weights: string };
+}
+
+/** Write the run section of `<docs>/training.md` from a record; the paths in the record are relative to the package root. */
+function writeRunSection(record: RunRecord, docs: string): void {
+  const figures = join(docs, 'figures');
+  // the sample grids are written next to the record, in <docs>/figures
+  const rel = (p: string): string => relative(docs, join(figures, basename(p)));
+  const row = (name: string, r: RunLine): string =>
+    `| ${name} | ${r.backend} | ${r.steps} | ${(r.train_s / 60).toFixed(1)} min | ${r.images_per_s.toFixed(1)} | ${r.bits_per_dim.toFixed(3)} ± ${r.standard_error.toFixed(3)} (n = ${r.n}) |`;
+  const { machine, tfjs, torch } = record;
+  const body = [
+    ...(machine.busy ? ['**The machine was busy during this run: its timings are not representative.**', ''] : []),
+    `Recorded ${record.date.slice(0, 10)} at commit \`${record.commit}\` on ${machine.cpus} × ${machine.cpu_model} (load average at start ${machine.loadavg_at_start.map((x) => x.toFixed(2)).join(', ')}), budget ${record.budget_minutes} min per framework, configuration \`${record.config}\`.`,
+    '',
+    '| run | backend | steps | training time | images/s | test bits/dim ± s.e. |',
+    '|---|---|---|---|---|---|',
+    row('TypeScript (this package)', tfjs),
+    ...(torch ? [row('PyTorch (same model and recipe)', torch)] : []),
+    '',
+    ...(torch
+      ? [
+          `Steps in the same budget: TypeScript ${tfjs.steps}, PyTorch ${torch.steps}, i.e. ${((100 * tfjs.steps) / torch.steps).toFixed(0)} % of PyTorch's count ` +
+            `(${((1000 * tfjs.train_s) / tfjs.steps).toFixed(0)} against ${((1000 * torch.train_s) / torch.steps).toFixed(0)} ms per step); ` +
+            `test bits/dim ${tfjs.bits_per_dim.toFixed(3)} ± ${tfjs.standard_error.toFixed(3)} against ${torch.bits_per_dim.toFixed(3)} ± ${torch.standard_error.toFixed(3)}.`,
+          '',
+        ]
+      : []),
+    `![loss curves](${relative(docs, join(figures, 'fashion-mnist-loss.svg'))})`,
+    '',
+    `Samples (${record.evaluation.weights} weights, ${record.evaluation.sample_steps} ancestral steps, seed 0), TypeScript then PyTorch:`,
+    '',
+    `![TypeScript samples](${rel(tfjs.samples_png)})${torch ? ` ![PyTorch samples](${rel(torch.samples_png)})` : ''}`,
+    '',
+    `Full record: [${relative(docs, join(figures, 'fashion-mnist-run.json'))}](${relative(docs, join(figures, 'fashion-mnist-run.json'))}).`,
+  ].join('\n');
+  const doc = join(docs, 'training.md');
+  writeFileAtomic(doc, replaceSection(existsSync(doc) ? readFileSync(doc, 'utf8') : '# Training\n', body));
+}
+
+/** `--render-only [--docs D]`: rewrite the section of `D/training.md` from the record `D/figures/fashion-mnist-run.json` alone. */
+function renderOnly(argv: string[]): void {
+  const i = argv.indexOf('--docs');
+  const docs = resolve(i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : join(ROOT, 'docs'));
+  const file = join(docs, 'figures', 'fashion-mnist-run.json');
+  if (!existsSync(file)) throw new Error(`recordRun --render-only: no record at ${file} (a run writes it)`);
+  const record = JSON.parse(readFileSync(file, 'utf8')) as RunRecord;
+  for (const key of ['date', 'commit', 'budget_minutes', 'config', 'machine', 'tfjs', 'evaluation'] as const) {
+    if (record[key] === undefined) throw new Error(`recordRun --render-only: ${file} has no field "${key}"`);
+  }
+  writeRunSection({ ...record, torch: record.torch ?? null }, docs);
+  say(`rewrote the run section of ${join(docs, 'training.md')} from ${file}`);
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--render-only')) return renderOnly(process.argv.slice(2));
   const a = parseArgs(process.argv.slice(2));
   const config = readTrainConfig(a.config);
   if (config.model.kind !== 'unet') throw new Error(`recordRun: ${a.config} must describe a UNet`);
@@ -195,7 +269,7 @@ async function main(): Promise<void> {
   ]);
   writeFileAtomic(join(figures, 'fashion-mnist-loss.svg'), svg);
   const { stdout: gitRev } = await promisify(execFile)('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).catch(() => ({ stdout: 'unknown' }));
-  const record = {
+  const record: RunRecord = {
     date: new Date().toISOString(),
     commit: gitRev.trim(),
     budget_minutes: a.minutes,
@@ -224,29 +298,13 @@ async function main(): Promise<void> {
     evaluation: { bpd_images: a.bpdN, bpd_seed: 0, samples: a.samples, sample_steps: a.sampleSteps, weights: 'EMA' },
   };
   writeFileAtomic(join(figures, 'fashion-mnist-run.json'), `${JSON.stringify(record, null, 2)}\n`);
-  const rel = (p: string): string => relative(a.docs, p);
-  const row = (name: string, r: { backend: string; steps: number; train_s: number; images_per_s: number; bits_per_dim: number; standard_error: number; n: number }): string =>
-    `| ${name} | ${r.backend} | ${r.steps} | ${(r.train_s / 60).toFixed(1)} min | ${r.images_per_s.toFixed(1)} | ${r.bits_per_dim.toFixed(3)} ± ${r.standard_error.toFixed(3)} (n = ${r.n}) |`;
-  const body = [
-    ...(machine.busy ? ['**The machine was busy during this run: its timings are not representative.**', ''] : []),
-    `Recorded ${record.date.slice(0, 10)} at commit \`${record.commit}\` on ${machine.cpus} × ${machine.cpu_model} (load average at start ${machine.loadavg_at_start.map((x) => x.toFixed(2)).join(', ')}), budget ${a.minutes} min per framework, configuration \`${record.config}\`.`,
-    '',
-    '| run | backend | steps | training time | images/s | test bits/dim ± s.e. |',
-    '|---|---|---|---|---|---|',
-    row('TypeScript (this package)', record.tfjs),
-    ...(record.torch ? [row('PyTorch (same model and recipe)', record.torch)] : []),
-    '',
-    `![loss curves](${rel(join(figures, 'fashion-mnist-loss.svg'))})`,
-    '',
-    `Samples (EMA weights, ${a.sampleSteps} ancestral steps, seed 0), TypeScript then PyTorch:`,
-    '',
-    `![TypeScript samples](${rel(tfjsEval.samples_png)})${torchEval ? ` ![PyTorch samples](${rel(torchEval.samples_png)})` : ''}`,
-    '',
-    `Full record: [${rel(join(figures, 'fashion-mnist-run.json'))}](${rel(join(figures, 'fashion-mnist-run.json'))}).`,
-  ].join('\n');
-  const doc = join(a.docs, 'training.md');
-  writeFileAtomic(doc, replaceSection(existsSync(doc) ? readFileSync(doc, 'utf8') : '# Training\n', body));
+  writeRunSection(record, a.docs);
   say(`done: ${JSON.stringify({ tfjs: { steps: record.tfjs.steps, bpd: record.tfjs.bits_per_dim }, torch: record.torch ? { steps: record.torch.steps, bpd: record.torch.bits_per_dim } : null })}`);
 }
 
-if (process.argv[1] && import.meta.filename === process.argv[1]) await main();
+if (process.argv[1] && import.meta.filename === process.argv[1]) {
+  await main().catch((e: unknown) => {
+    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(2);
+  });
+}
