@@ -299,6 +299,9 @@ describe('7.12 Fused kernels: GroupNorm and swish, attention, the convolution an
       [2, 64, 32],
       [1, 7, 5],
       [3, 16, 64],
+      // past one block of 64 queries, with a remainder of queries, of the 4 × 8 register tiles, and of channels
+      [2, 70, 13],
+      [1, 130, 9],
     ]) {
       const size = n * p * c;
       const [q, k, v, dy] = [0, 1, 2, 3].map(() => Float32Array.from(rng.normals(size)));
