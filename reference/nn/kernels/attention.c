@@ -33,12 +33,19 @@ static void softmax_inplace(float *w, int p) {
 /* Queries per block of the forward pass: its scores [QB, P] stay in scratch between the two products. */
 #define QB 64
 
+/* The 4 x 8 register tile: c_r += s_r * (g0, g1) for the rows r = 0..3 (accumulators c00 .. c31 in scope). */
+#define TILE_4X8_ADD(s0, s1, s2, s3, g0, g1)                                                                    \
+  c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(s0, g0)), c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(s0, g1));         \
+  c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(s1, g0)), c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(s1, g1));         \
+  c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(s2, g0)), c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(s2, g1));         \
+  c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(s3, g0)), c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(s3, g1));
+
 /*
  * out[r][0..n) = sum over k of a[r][k] * b[k][0..n) for the rows r < rows of a (row-major [rows, K]); b is
  * row-major [K, n] and out's rows are out_stride apart. Columns go 8 at a time in the outer loop, so that the
  * panel b[0..K)[j..j+8) stays in the L1 cache while every group of 4 rows reads it; a group accumulates its 4 x 8
- * sums in registers. Each sum runs over k in ascending order from 0, so the result is the same bit for bit as a loop that adds a[r][k] * b[k][j] into out[r][j] for k = 0, 1, ... (the sums of the
- * row-by-row form this kernel had before, kept as the order every result below is defined by).
+ * sums in registers. Each sum starts at 0 and adds a[r][k] * b[k][j] for k = 0, 1, ... in that order, as the
+ * row-by-row loop would, so blocking changes the speed and not a single bit of the result.
  */
 static void rows_times(const float *a, int rows, const float *__restrict__ b, int kk, int n, float *__restrict__ out, long out_stride) {
   int n8 = n & ~7;
@@ -53,14 +60,7 @@ static void rows_times(const float *a, int rows, const float *__restrict__ b, in
         v128_t g0 = wasm_v128_load(bp), g1 = wasm_v128_load(bp + 4);
         v128_t s0 = wasm_v128_load32_splat(a0 + k), s1 = wasm_v128_load32_splat(a1 + k);
         v128_t s2 = wasm_v128_load32_splat(a2 + k), s3 = wasm_v128_load32_splat(a3 + k);
-        c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(s0, g0));
-        c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(s0, g1));
-        c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(s1, g0));
-        c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(s1, g1));
-        c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(s2, g0));
-        c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(s2, g1));
-        c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(s3, g0));
-        c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(s3, g1));
+        TILE_4X8_ADD(s0, s1, s2, s3, g0, g1)
       }
       float *o = out + (long)r * out_stride + j;
       wasm_v128_store(o, c00), wasm_v128_store(o + 4, c01);
@@ -101,8 +101,8 @@ void attn_forward(const float *q, const float *k, const float *v, int n, int p, 
     transpose(k + (long)e * p * c, p, c, kT);
     for (int i0 = 0; i0 < p; i0 += QB) {
       int rows = p - i0 < QB ? p - i0 : QB;
-      for (int r = 0; r < rows; r++)
-        for (int ch = 0; ch < c; ch++) qs[(long)r * c + ch] = qe[(long)(i0 + r) * c + ch] * scale;
+      const float *qb = qe + (long)i0 * c;
+      for (long x = 0; x < (long)rows * c; x++) qs[x] = qb[x] * scale;
       rows_times(qs, rows, kT, c, p, w, p);
       for (int r = 0; r < rows; r++) softmax_inplace(w + (long)r * p, p);
       rows_times(w, rows, ve, p, c, oe + (long)i0 * c, c);
@@ -112,8 +112,8 @@ void attn_forward(const float *q, const float *k, const float *v, int n, int p, 
 
 /*
  * out[j][0..n) += sum over r of a[r][j] * b[r][0..n) for r = 0, 1, ..., rows-1 in that order, j < na (a is
- * row-major [rows, na], b [rows, n], out [na, n]): the update that adding the rows' terms one r at a time would make, the
- * same bit for bit, with each element of out loaded and stored once per call instead of once per r.
+ * row-major [rows, na], b [rows, n], out [na, n]): the same bits as adding the rows' terms one r at a time,
+ * with each element of out loaded and stored once per call instead of once per r.
  */
 static void rows_t_times_add(const float *a, int rows, int na, const float *__restrict__ b, int n, float *__restrict__ out) {
   int n8 = n & ~7;
@@ -131,14 +131,7 @@ static void rows_t_times_add(const float *a, int rows, int na, const float *__re
         v128_t g0 = wasm_v128_load(br), g1 = wasm_v128_load(br + 4);
         v128_t s0 = wasm_v128_load32_splat(ar + j), s1 = wasm_v128_load32_splat(ar + j1);
         v128_t s2 = wasm_v128_load32_splat(ar + j2), s3 = wasm_v128_load32_splat(ar + j3);
-        c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(s0, g0));
-        c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(s0, g1));
-        c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(s1, g0));
-        c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(s1, g1));
-        c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(s2, g0));
-        c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(s2, g1));
-        c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(s3, g0));
-        c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(s3, g1));
+        TILE_4X8_ADD(s0, s1, s2, s3, g0, g1)
       }
       wasm_v128_store(o0 + col, c00), wasm_v128_store(o0 + col + 4, c01);
       if (m > 1) wasm_v128_store(o1 + col, c10), wasm_v128_store(o1 + col + 4, c11);
